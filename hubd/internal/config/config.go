@@ -1,0 +1,262 @@
+// Package config loads and validates hubd's YAML configuration: every key has
+// a default, unknown keys and bad values are refused with the key and the reason.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/zipnvr/zipnvr/pkg/camera"
+)
+
+// Config is hubd's whole configuration.
+type Config struct {
+	Hub       Hub             `yaml:"hub"`
+	Recording Recording       `yaml:"recording"`
+	Relay     Relay           `yaml:"relay"`
+	Log       Log             `yaml:"log"`
+	Templates camera.Syntax   `yaml:"templates"`
+	Cameras   []camera.Camera `yaml:"cameras"`
+}
+
+// Hub is this box.
+type Hub struct {
+	ID      string `yaml:"id"`
+	DataDir string `yaml:"data_dir"`
+	// RingBytes bounds the recordings on disk (segments only; the index is small).
+	RingBytes ByteSize `yaml:"ring_bytes"`
+	// ControlSocket is the local Unix socket `hubd recordings`/`status` ask a running hubd on.
+	ControlSocket string `yaml:"control_socket"`
+}
+
+// Recording tunes the segmenter.
+type Recording struct {
+	SegmentSeconds  float64 `yaml:"segment_seconds"`
+	FragmentSeconds float64 `yaml:"fragment_seconds"`
+	FsyncSeconds    float64 `yaml:"fsync_seconds"`
+	// MaxFrameGapSeconds: a larger jump between two frames' timestamps is a discontinuity.
+	MaxFrameGapSeconds float64 `yaml:"max_frame_gap_seconds"`
+	// MaxDriftSeconds: camera clock vs hub clock divergence that re-anchors wall-clock time.
+	MaxDriftSeconds float64 `yaml:"max_drift_seconds"`
+	// QueueFrames bounds the frames waiting between a camera and its disk writer.
+	QueueFrames int `yaml:"queue_frames"`
+	// ReconnectMaxSeconds caps the reconnect backoff.
+	ReconnectMaxSeconds float64 `yaml:"reconnect_max_seconds"`
+}
+
+// Relay is the optional cloud side; without a URL hubd records locally only.
+type Relay struct {
+	URL        string `yaml:"url"`
+	Credential string `yaml:"credential"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Defaults returns the configuration every key falls back to.
+func Defaults() Config {
+	return Config{
+		Hub: Hub{ID: "hub-1", DataDir: "/var/lib/hubd", RingBytes: 8 << 30},
+		Recording: Recording{
+			SegmentSeconds: 30, FragmentSeconds: 1, FsyncSeconds: 2,
+			MaxFrameGapSeconds: 2, MaxDriftSeconds: 2, QueueFrames: 512,
+			ReconnectMaxSeconds: 30,
+		},
+		Log:       Log{Level: "info", Format: "text"},
+		Templates: camera.DefaultSyntax,
+	}
+}
+
+// Load reads and validates a config file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML over the defaults and validates the result.
+func Parse(data []byte) (*Config, error) {
+	cfg := Defaults()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if err := dec.Decode(new(any)); !errors.Is(err, io.EOF) {
+		return nil, errors.New("more than one YAML document; hubd reads one")
+	}
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func (c *Config) applyDefaults() {
+	d := Defaults()
+	if c.Hub.ControlSocket == "" && c.Hub.DataDir != "" {
+		c.Hub.ControlSocket = filepath.Join(c.Hub.DataDir, "hubd.sock")
+	}
+	if c.Templates.Open == "" && c.Templates.Close == "" {
+		c.Templates = d.Templates
+	}
+	for i := range c.Cameras {
+		c.Cameras[i].ApplyDefaults()
+	}
+}
+
+// KeyError names the config key that is wrong.
+type KeyError struct{ Key, Reason string }
+
+func (e *KeyError) Error() string { return e.Key + ": " + e.Reason }
+
+// Validate checks every key; the first problem is returned.
+func (c *Config) Validate() error {
+	bad := func(key, format string, a ...any) error {
+		return &KeyError{Key: key, Reason: fmt.Sprintf(format, a...)}
+	}
+	if c.Hub.ID == "" {
+		return bad("hub.id", "must not be empty")
+	}
+	if c.Hub.DataDir == "" {
+		return bad("hub.data_dir", "must not be empty")
+	}
+	if c.Hub.RingBytes < 16<<20 {
+		return bad("hub.ring_bytes", "must be at least 16MiB, got %s", c.Hub.RingBytes)
+	}
+	r := c.Recording
+	positive := []struct {
+		key string
+		v   float64
+		min float64
+	}{
+		{"recording.segment_seconds", r.SegmentSeconds, 1},
+		{"recording.fragment_seconds", r.FragmentSeconds, 0.1},
+		{"recording.fsync_seconds", r.FsyncSeconds, 0.1},
+		{"recording.max_frame_gap_seconds", r.MaxFrameGapSeconds, 0.1},
+		{"recording.max_drift_seconds", r.MaxDriftSeconds, 0.1},
+		{"recording.reconnect_max_seconds", r.ReconnectMaxSeconds, 0.5},
+	}
+	for _, p := range positive {
+		if p.v < p.min {
+			return bad(p.key, "must be at least %g, got %g", p.min, p.v)
+		}
+	}
+	if r.FragmentSeconds > r.SegmentSeconds {
+		return bad("recording.fragment_seconds", "must not exceed segment_seconds (%g > %g)", r.FragmentSeconds, r.SegmentSeconds)
+	}
+	if r.QueueFrames < 16 {
+		return bad("recording.queue_frames", "must be at least 16, got %d", r.QueueFrames)
+	}
+	if c.Relay.URL != "" && !strings.HasPrefix(c.Relay.URL, "http://") && !strings.HasPrefix(c.Relay.URL, "https://") {
+		return bad("relay.url", "must be an http:// or https:// URL")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+	if err := c.Templates.Validate(); err != nil {
+		return bad("templates", "%v", err)
+	}
+	seen := map[string]bool{}
+	for i := range c.Cameras {
+		cam := &c.Cameras[i]
+		if err := cam.Validate(c.Templates); err != nil {
+			return fmt.Errorf("cameras[%d]: %w", i, err)
+		}
+		if seen[cam.ID] {
+			return bad(fmt.Sprintf("cameras[%d].id", i), "duplicate camera id %q", cam.ID)
+		}
+		seen[cam.ID] = true
+	}
+	return nil
+}
+
+// Durations of the recording section, for the packages that take time.Duration.
+func (r Recording) Segment() time.Duration  { return seconds(r.SegmentSeconds) }
+func (r Recording) Fragment() time.Duration { return seconds(r.FragmentSeconds) }
+func (r Recording) Fsync() time.Duration    { return seconds(r.FsyncSeconds) }
+func (r Recording) MaxFrameGap() time.Duration {
+	return seconds(r.MaxFrameGapSeconds)
+}
+func (r Recording) MaxDrift() time.Duration     { return seconds(r.MaxDriftSeconds) }
+func (r Recording) ReconnectMax() time.Duration { return seconds(r.ReconnectMaxSeconds) }
+
+func seconds(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
+
+// ByteSize is a size in bytes that YAML may write as 8GiB, 500MB or 1048576.
+type ByteSize int64
+
+var units = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40},
+	{"B", 1},
+}
+
+// ParseByteSize parses "8GiB", "1.5 GB", "4096".
+func ParseByteSize(s string) (ByteSize, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			mult = u.mult
+			t = strings.TrimSpace(strings.TrimSuffix(t, u.suffix))
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f < 0 || f*float64(mult) > 1<<62 {
+		return 0, fmt.Errorf("%q is not a size (examples: 8GiB, 500MB, 1048576)", s)
+	}
+	return ByteSize(f * float64(mult)), nil
+}
+
+// UnmarshalYAML accepts a number or a string with a unit.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = v
+	return nil
+}
+
+func (b ByteSize) String() string {
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if int64(b) >= u.m && int64(b)%u.m == 0 {
+			return fmt.Sprintf("%d%s", int64(b)/u.m, u.s)
+		}
+	}
+	return fmt.Sprintf("%dB", int64(b))
+}

@@ -1,0 +1,472 @@
+// Package ring keeps recorded segments in a disk ring bounded in bytes and
+// indexes them in bbolt; it evicts oldest first and repairs itself after a crash.
+package ring
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// State is a segment's place in its life.
+type State string
+
+// Segment states. Recording segments are never evicted.
+const (
+	Recording State = "recording"
+	Pending   State = "pending" // closed, not yet uploaded
+	Uploaded  State = "uploaded"
+)
+
+// Segment is one index entry.
+type Segment struct {
+	ID     uint64    `json:"id"`
+	Camera string    `json:"camera"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Bytes  int64     `json:"bytes"`
+	Codec  string    `json:"codec"`
+	Frames int       `json:"frames"`
+	Path   string    `json:"path"` // relative to the data dir
+	State  State     `json:"upload_state"`
+}
+
+// Duration is End - Start.
+func (s Segment) Duration() time.Duration { return s.End.Sub(s.Start) }
+
+var (
+	bucketSegments = []byte("segments")
+	bucketMeta     = []byte("meta")
+	keyEvicted     = []byte("evicted")
+	keyEvictedLost = []byte("evicted_before_upload")
+)
+
+// ErrLocked is returned by ReadIndex while a running hubd holds the index.
+var ErrLocked = errors.New("index is held by a running hubd")
+
+// Config of a ring.
+type Config struct {
+	DataDir  string
+	MaxBytes int64
+	Logger   *slog.Logger
+	// Scan checks a segment file during recovery and says how much of it is
+	// playable (segment.Scan); the ring does not parse media itself.
+	Scan func(path string) (ScanInfo, error)
+}
+
+// ScanInfo is what recovery needs to know of a file.
+type ScanInfo struct {
+	ValidSize int64
+	Frames    int
+	Duration  time.Duration
+	Codec     string
+}
+
+// Ring is the on-disk segment ring. It is safe for concurrent use.
+type Ring struct {
+	cfg Config
+	db  *bolt.DB
+	log *slog.Logger
+
+	mu     sync.Mutex
+	used   int64            // bytes of all segment files, open ones included
+	closed []*entry         // closed segments by ID, oldest first
+	open   map[uint64]int64 // bytes written to each open segment
+	stats  Stats
+	// warnedFull keeps the "ring smaller than open segments" warning to one line.
+	warnedFull bool
+}
+
+type entry struct {
+	id       uint64
+	bytes    int64
+	path     string
+	uploaded bool
+}
+
+// Stats are the ring's counters.
+type Stats struct {
+	UsedBytes           int64
+	MaxBytes            int64
+	Segments            int
+	Pending             int
+	Evicted             uint64 // all evictions since the index was created
+	EvictedBeforeUpload uint64 // of which not yet uploaded: recordings lost to the cloud
+	RecoveredSegments   int    // repaired at the last start
+	OrphansRemoved      int
+}
+
+const indexFile = "index.db"
+
+// SegmentsDir is where segment files live below the data dir.
+const SegmentsDir = "segments"
+
+// Open opens (creating if needed) the ring in cfg.DataDir and makes index and
+// files agree: interrupted segments are repaired to their last complete
+// fragment, entries without files are dropped, files without entries deleted.
+func Open(cfg Config) (*Ring, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, SegmentsDir), 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	db, err := bolt.Open(filepath.Join(cfg.DataDir, indexFile), 0o640, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open index %s: %w", filepath.Join(cfg.DataDir, indexFile), ErrLocked)
+		}
+		return nil, fmt.Errorf("open index: %w", err)
+	}
+	r := &Ring{cfg: cfg, db: db, log: cfg.Logger.With("component", "ring"), open: map[uint64]int64{}}
+	r.stats.MaxBytes = cfg.MaxBytes
+	if err := r.recover(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("recover ring: %w", err)
+	}
+	return r, nil
+}
+
+// Close closes the index. Open segments must be committed or aborted first.
+func (r *Ring) Close() error { return r.db.Close() }
+
+func key(id uint64) []byte {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, id)
+	return k
+}
+
+func putSegment(b *bolt.Bucket, s *Segment) error {
+	v, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return b.Put(key(s.ID), v)
+}
+
+func (r *Ring) abs(rel string) string { return filepath.Join(r.cfg.DataDir, rel) }
+
+// File is a segment being written.
+type File struct {
+	r   *Ring
+	f   *os.File
+	seg Segment
+	n   int64
+}
+
+// Create starts a segment: the index entry is written before the file exists,
+// so after a crash every file on disk is either indexed or an orphan to delete.
+func (r *Ring) Create(cameraID, codec string, start time.Time) (*File, error) {
+	seg := Segment{Camera: cameraID, Codec: codec, Start: start.UTC().Truncate(time.Millisecond), State: Recording}
+	err := r.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketSegments)
+		if err != nil {
+			return err
+		}
+		seg.ID, err = b.NextSequence()
+		if err != nil {
+			return err
+		}
+		seg.End = seg.Start
+		seg.Path = filepath.Join(SegmentsDir, cameraID, seg.Start.Format("2006-01-02"),
+			fmt.Sprintf("%s-%d.mp4", seg.Start.Format("150405.000"), seg.ID))
+		return putSegment(b, &seg)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("index new segment of %s: %w", cameraID, err)
+	}
+	p := r.abs(seg.Path)
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return nil, fmt.Errorf("create segment dir: %w", err)
+	}
+	f, err := os.OpenFile(p+".part", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("create segment: %w", err)
+	}
+	r.mu.Lock()
+	r.open[seg.ID] = 0
+	r.mu.Unlock()
+	return &File{r: r, f: f, seg: seg}, nil
+}
+
+// Segment returns the entry as it stands.
+func (f *File) Segment() Segment { return f.seg }
+
+// Write appends to the segment; the ring evicts closed segments to make room.
+func (f *File) Write(p []byte) (int, error) {
+	n, err := f.f.Write(p)
+	f.n += int64(n)
+	f.r.grow(f.seg.ID, int64(n))
+	if err != nil {
+		return n, fmt.Errorf("write segment %s: %w", f.seg.Path, err)
+	}
+	return n, nil
+}
+
+// Sync flushes the file to stable storage.
+func (f *File) Sync() error {
+	if err := f.f.Sync(); err != nil {
+		return fmt.Errorf("fsync segment %s: %w", f.seg.Path, err)
+	}
+	return nil
+}
+
+// Commit closes a complete segment: fsync, rename into place, fsync the
+// directory, then mark it pending upload in the index.
+func (f *File) Commit(end time.Time, frames int) error {
+	if err := f.f.Sync(); err != nil {
+		f.f.Close()
+		return fmt.Errorf("fsync segment %s: %w", f.seg.Path, err)
+	}
+	if err := f.f.Close(); err != nil {
+		return fmt.Errorf("close segment %s: %w", f.seg.Path, err)
+	}
+	p := f.r.abs(f.seg.Path)
+	if err := os.Rename(p+".part", p); err != nil {
+		return fmt.Errorf("rename segment %s: %w", f.seg.Path, err)
+	}
+	syncDir(filepath.Dir(p))
+	f.seg.End = end.UTC().Truncate(time.Millisecond)
+	f.seg.Bytes = f.n
+	f.seg.Frames = frames
+	f.seg.State = Pending
+	return f.r.closeSegment(f.seg)
+}
+
+// Abort removes a segment that holds nothing playable.
+func (f *File) Abort() error {
+	f.f.Close()
+	if err := os.Remove(f.r.abs(f.seg.Path) + ".part"); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("remove aborted segment: %w", err)
+	}
+	f.r.mu.Lock()
+	f.r.used -= f.r.open[f.seg.ID]
+	delete(f.r.open, f.seg.ID)
+	f.r.mu.Unlock()
+	return f.r.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSegments).Delete(key(f.seg.ID))
+	})
+}
+
+func (r *Ring) closeSegment(seg Segment) error {
+	err := r.db.Update(func(tx *bolt.Tx) error {
+		return putSegment(tx.Bucket(bucketSegments), &seg)
+	})
+	if err != nil {
+		return fmt.Errorf("index segment %d: %w", seg.ID, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.used += seg.Bytes - r.open[seg.ID]
+	delete(r.open, seg.ID)
+	r.insertClosed(&entry{id: seg.ID, bytes: seg.Bytes, path: seg.Path, uploaded: seg.State == Uploaded})
+	r.evictLocked()
+	return nil
+}
+
+func (r *Ring) insertClosed(e *entry) {
+	i := sort.Search(len(r.closed), func(i int) bool { return r.closed[i].id >= e.id })
+	r.closed = append(r.closed, nil)
+	copy(r.closed[i+1:], r.closed[i:])
+	r.closed[i] = e
+}
+
+func (r *Ring) grow(id uint64, n int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.open[id] += n
+	r.used += n
+	r.evictLocked()
+}
+
+// evictLocked deletes closed segments until the ring fits: uploaded ones
+// first (they are safe in S3), then, only when it must, the oldest pending.
+func (r *Ring) evictLocked() {
+	for r.used > r.cfg.MaxBytes {
+		idx := -1
+		for i, e := range r.closed {
+			if e.uploaded {
+				idx = i
+				break
+			}
+		}
+		if idx < 0 && len(r.closed) > 0 {
+			idx = 0
+		}
+		if idx < 0 {
+			if !r.warnedFull {
+				r.log.Warn("ring is smaller than the segments being written; nothing left to evict",
+					"used_bytes", r.used, "max_bytes", r.cfg.MaxBytes)
+				r.warnedFull = true
+			}
+			return
+		}
+		e := r.closed[idx]
+		if err := r.evict(e); err != nil {
+			r.log.Error("evict segment", "path", e.path, "err", err)
+			return
+		}
+		r.closed = append(r.closed[:idx], r.closed[idx+1:]...)
+		r.used -= e.bytes
+		r.warnedFull = false
+	}
+}
+
+func (r *Ring) evict(e *entry) error {
+	err := r.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketSegments).Delete(key(e.id)); err != nil {
+			return err
+		}
+		if err := incr(tx, keyEvicted); err != nil {
+			return err
+		}
+		if !e.uploaded {
+			return incr(tx, keyEvictedLost)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(r.abs(e.path)); err != nil && !os.IsNotExist(err) {
+		r.log.Error("remove evicted segment", "path", e.path, "err", err)
+	}
+	removeEmptyParents(filepath.Dir(r.abs(e.path)), r.abs(SegmentsDir))
+	r.stats.Evicted++
+	if e.uploaded {
+		r.log.Debug("evicted uploaded segment", "path", e.path, "bytes", e.bytes)
+	} else {
+		r.stats.EvictedBeforeUpload++
+		r.log.Warn("ring full: evicted a segment that was not uploaded yet",
+			"path", e.path, "bytes", e.bytes, "evicted_before_upload_total", r.stats.EvictedBeforeUpload)
+	}
+	return nil
+}
+
+func incr(tx *bolt.Tx, k []byte) error {
+	b, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return err
+	}
+	var n uint64
+	if v := b.Get(k); len(v) == 8 {
+		n = binary.BigEndian.Uint64(v)
+	}
+	v := make([]byte, 8)
+	binary.BigEndian.PutUint64(v, n+1)
+	return b.Put(k, v)
+}
+
+// MarkUploaded records that a segment reached the cloud, which makes it the
+// first to go when the ring needs room.
+func (r *Ring) MarkUploaded(id uint64) error {
+	err := r.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSegments)
+		v := b.Get(key(id))
+		if v == nil {
+			return fmt.Errorf("segment %d is not in the index", id)
+		}
+		var s Segment
+		if err := json.Unmarshal(v, &s); err != nil {
+			return err
+		}
+		s.State = Uploaded
+		return putSegment(b, &s)
+	})
+	if err != nil {
+		return fmt.Errorf("mark segment %d uploaded: %w", id, err)
+	}
+	r.mu.Lock()
+	for _, e := range r.closed {
+		if e.id == id {
+			e.uploaded = true
+		}
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// Stats returns the counters.
+func (r *Ring) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.stats
+	s.UsedBytes = r.used
+	s.Segments = len(r.closed)
+	for _, e := range r.closed {
+		if !e.uploaded {
+			s.Pending++
+		}
+	}
+	return s
+}
+
+// List returns the indexed segments (all cameras when cameraID is ""),
+// oldest first.
+func (r *Ring) List(cameraID string) ([]Segment, error) { return list(r.db, cameraID) }
+
+func list(db *bolt.DB, cameraID string) ([]Segment, error) {
+	var out []Segment
+	err := db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSegments)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, v []byte) error {
+			var s Segment
+			if err := json.Unmarshal(v, &s); err != nil {
+				return err
+			}
+			if cameraID == "" || s.Camera == cameraID {
+				out = append(out, s)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// ReadIndex lists the segments of a ring that no process holds open; it
+// returns ErrLocked while hubd runs (ask hubd itself then).
+func ReadIndex(dataDir, cameraID string) ([]Segment, error) {
+	p := filepath.Join(dataDir, indexFile)
+	if _, err := os.Stat(p); err != nil {
+		return nil, fmt.Errorf("no index at %s: %w", p, err)
+	}
+	db, err := bolt.Open(p, 0o640, &bolt.Options{ReadOnly: true, Timeout: 200 * time.Millisecond})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, ErrLocked
+		}
+		return nil, fmt.Errorf("open index: %w", err)
+	}
+	defer db.Close()
+	return list(db, cameraID)
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // best effort: some filesystems refuse fsync on directories
+		d.Close()
+	}
+}
+
+// removeEmptyParents removes dir and its parents up to (not including) stop
+// while they are empty, so evicted days leave no directory litter.
+func removeEmptyParents(dir, stop string) {
+	for dir != stop && len(dir) > len(stop) {
+		if err := os.Remove(dir); err != nil {
+			return
+		}
+		dir = filepath.Dir(dir)
+	}
+}
