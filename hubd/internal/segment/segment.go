@@ -151,6 +151,7 @@ func (s *Segmenter) Write(f *media.Frame) error {
 		if err := s.finish("timestamp jump"); err != nil {
 			return err
 		}
+		s.anchorSet = false // the camera's timeline broke: its clock says nothing now
 		return s.startAt(f)
 	}
 	s.lastDelta = delta
