@@ -27,7 +27,6 @@ type Hub struct {
 	recorders []*recorder.Recorder
 }
 
-
 // New opens the ring (repairing it after a crash) and prepares recorders.
 func New(cfg *config.Config, log *slog.Logger) (*Hub, error) {
 	if log == nil {

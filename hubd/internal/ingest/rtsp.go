@@ -136,7 +136,9 @@ type rtspReceiver struct {
 	dts    interface {
 		Extract([][]byte, int64) (int64, error)
 	}
-	newDTS  func() interface{ Extract([][]byte, int64) (int64, error) }
+	newDTS func() interface {
+		Extract([][]byte, int64) (int64, error)
+	}
 	needKey bool
 	dropped uint64
 	warned  time.Time
@@ -153,7 +155,9 @@ func newReceiver(desc *description.Session, sink Sink, log *slog.Logger) (*rtspR
 		}
 		r.track = media.Track{Codec: media.H264, SPS: h264f.SPS, PPS: h264f.PPS}
 		r.decode, r.check, r.random = dec.Decode, CheckH264, h264.IsRandomAccess
-		r.newDTS = func() interface{ Extract([][]byte, int64) (int64, error) } { return h264.NewDTSExtractor() }
+		r.newDTS = func() interface {
+			Extract([][]byte, int64) (int64, error)
+		} { return h264.NewDTSExtractor() }
 		sink.Track(r.track)
 		return r, medi, h264f, nil
 	}
@@ -164,7 +168,9 @@ func newReceiver(desc *description.Session, sink Sink, log *slog.Logger) (*rtspR
 		}
 		r.track = media.Track{Codec: media.H265, VPS: h265f.VPS, SPS: h265f.SPS, PPS: h265f.PPS}
 		r.decode, r.check, r.random = dec.Decode, CheckH265, h265.IsRandomAccess
-		r.newDTS = func() interface{ Extract([][]byte, int64) (int64, error) } { return h265.NewDTSExtractor() }
+		r.newDTS = func() interface {
+			Extract([][]byte, int64) (int64, error)
+		} { return h265.NewDTSExtractor() }
 		sink.Track(r.track)
 		return r, medi, h265f, nil
 	}
