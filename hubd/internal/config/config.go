@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,7 +50,8 @@ type Recording struct {
 	MaxDriftSeconds float64 `yaml:"max_drift_seconds"`
 	// QueueFrames bounds the frames waiting between a camera and its disk writer.
 	QueueFrames int `yaml:"queue_frames"`
-	// ReconnectMaxSeconds caps the reconnect backoff.
+	// ReconnectMaxSeconds caps the reconnect backoff: a camera back from a
+	// reboot records again within this (a retry is one SYN on the LAN).
 	ReconnectMaxSeconds float64 `yaml:"reconnect_max_seconds"`
 }
 
@@ -72,7 +74,7 @@ func Defaults() Config {
 		Recording: Recording{
 			SegmentSeconds: 30, FragmentSeconds: 1, FsyncSeconds: 2,
 			MaxFrameGapSeconds: 2, MaxDriftSeconds: 2, QueueFrames: 512,
-			ReconnectMaxSeconds: 30,
+			ReconnectMaxSeconds: 1.5,
 		},
 		Log:       Log{Level: "info", Format: "text"},
 		Templates: camera.DefaultSyntax,
@@ -156,8 +158,10 @@ func (c *Config) Validate() error {
 		{"recording.reconnect_max_seconds", r.ReconnectMaxSeconds, 0.5},
 	}
 	for _, p := range positive {
-		if p.v < p.min {
-			return bad(p.key, "must be at least %g, got %g", p.min, p.v)
+		// Written so that NaN fails too (YAML has .nan and .inf); the upper
+		// bound keeps the value a time.Duration.
+		if !(p.v >= p.min && p.v <= maxSeconds) {
+			return bad(p.key, "must be at least %g and at most %g, got %g", p.min, maxSeconds, p.v)
 		}
 	}
 	if r.FragmentSeconds > r.SegmentSeconds {
@@ -206,6 +210,9 @@ func (r Recording) MaxFrameGap() time.Duration {
 func (r Recording) MaxDrift() time.Duration     { return seconds(r.MaxDriftSeconds) }
 func (r Recording) ReconnectMax() time.Duration { return seconds(r.ReconnectMaxSeconds) }
 
+// maxSeconds is the longest time.Duration, in seconds, rounded down.
+const maxSeconds = float64(math.MaxInt64 / int64(time.Second))
+
 func seconds(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
 
 // ByteSize is a size in bytes that YAML may write as 8GiB, 500MB or 1048576.
@@ -233,7 +240,7 @@ func ParseByteSize(s string) (ByteSize, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(t, 64)
-	if err != nil || f < 0 || f*float64(mult) > 1<<62 {
+	if err != nil || !(f >= 0) || f*float64(mult) > 1<<62 { // !(f >= 0) also refuses NaN
 		return 0, fmt.Errorf("%q is not a size (examples: 8GiB, 500MB, 1048576)", s)
 	}
 	return ByteSize(f * float64(mult)), nil

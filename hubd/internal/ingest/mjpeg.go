@@ -140,6 +140,8 @@ type MultipartReader struct {
 	// atPart: the boundary line was consumed while reading a part without
 	// Content-Length, so the next part's headers come next.
 	atPart bool
+	// done: the closing boundary was consumed after the last part.
+	done bool
 }
 
 // NewMultipartReader checks the Content-Type and returns a reader.
@@ -152,7 +154,7 @@ func NewMultipartReader(contentType string, r io.Reader) (*MultipartReader, erro
 		return nil, fmt.Errorf("content type %q is not multipart", mt)
 	}
 	b := strings.TrimPrefix(params["boundary"], "--")
-	if b == "" || len(b) > 200 {
+	if strings.Trim(b, "-") == "" || len(b) > 200 { // only dashes would match every "--" line
 		return nil, fmt.Errorf("content type %q has no usable boundary", contentType)
 	}
 	return &MultipartReader{r: bufio.NewReaderSize(r, 64<<10), boundary: []byte("--" + b)}, nil
@@ -162,15 +164,19 @@ func NewMultipartReader(contentType string, r io.Reader) (*MultipartReader, erro
 func (m *MultipartReader) Next() ([]byte, error) {
 	// Find the boundary line, skipping preamble or trailing bytes of the
 	// previous part (bounded, so garbage cannot keep us reading forever).
+	if m.done {
+		return nil, io.EOF
+	}
 	skipped := 0
 	for !m.atPart {
 		line, err := m.readLine()
 		if err != nil {
 			return nil, err
 		}
-		if bytes.HasPrefix(bytes.TrimLeft(line, "-"), bytes.TrimLeft(m.boundary, "-")) && bytes.HasPrefix(line, []byte("--")) {
-			if bytes.HasSuffix(bytes.TrimSpace(line), []byte("--")) && len(bytes.TrimSpace(line)) > len(m.boundary) {
-				return nil, io.EOF // closing boundary
+		if ok, closing := m.boundaryLine(line); ok {
+			if closing {
+				m.done = true // what follows is epilogue
+				return nil, io.EOF
 			}
 			break
 		}
@@ -200,11 +206,9 @@ func (m *MultipartReader) Next() ([]byte, error) {
 	var body []byte
 	for {
 		line, err := m.r.ReadSlice('\n')
-		if bytes.HasPrefix(line, m.boundary) {
-			if bytes.HasPrefix(bytes.TrimSpace(line[len(m.boundary):]), []byte("--")) {
-				return nil, io.EOF
-			}
-			m.atPart = true
+		if ok, closing := m.boundaryLine(line); ok {
+			// Before the closing boundary, the part is complete: return it.
+			m.done, m.atPart = closing, !closing
 			return bytes.TrimSuffix(bytes.TrimSuffix(body, []byte("\n")), []byte("\r")), nil
 		}
 		body = append(body, line...)
@@ -215,6 +219,21 @@ func (m *MultipartReader) Next() ([]byte, error) {
 			return nil, fmt.Errorf("part body: %w", err)
 		}
 	}
+}
+
+// boundaryLine reports whether line is a delimiter line of this stream and
+// whether it is the closing one. Cameras are sloppy with the leading dashes (a
+// Content-Type boundary "--frame" is written "--frame" or "----frame"), so any
+// run of at least two dashes before the boundary is accepted, in every part.
+func (m *MultipartReader) boundaryLine(line []byte) (ok, closing bool) {
+	if !bytes.HasPrefix(line, []byte("--")) {
+		return false, false
+	}
+	rest, ok := bytes.CutPrefix(bytes.TrimLeft(line, "-"), bytes.TrimLeft(m.boundary, "-"))
+	if !ok {
+		return false, false
+	}
+	return true, bytes.HasPrefix(bytes.TrimSpace(rest), []byte("--"))
 }
 
 func (m *MultipartReader) readLine() ([]byte, error) {

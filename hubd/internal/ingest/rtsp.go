@@ -125,6 +125,11 @@ func classify(step string, err error) error {
 	return fmt.Errorf("%s: %w", step, err)
 }
 
+// dtsExtractor is mediacommon's h264/h265 DTSExtractor.
+type dtsExtractor interface {
+	Extract(au [][]byte, pts int64) (int64, error)
+}
+
 // rtspReceiver turns RTP packets of one video format into frames.
 type rtspReceiver struct {
 	track  media.Track
@@ -133,15 +138,15 @@ type rtspReceiver struct {
 	decode func(*rtp.Packet) ([][]byte, error)
 	check  func([][]byte) error
 	random func([][]byte) bool
-	dts    interface {
-		Extract([][]byte, int64) (int64, error)
-	}
-	newDTS func() interface {
-		Extract([][]byte, int64) (int64, error)
-	}
-	needKey bool
-	dropped uint64
-	warned  time.Time
+	dts    dtsExtractor
+	newDTS func() dtsExtractor
+	// params are the latest parameter sets (SDP, then in-band); paramType
+	// maps a NAL unit to its slot in params, or -1.
+	params    [][]byte
+	paramType func(nalu []byte) int
+	needKey   bool
+	dropped   uint64
+	warned    time.Time
 }
 
 func newReceiver(desc *description.Session, sink Sink, log *slog.Logger) (*rtspReceiver, *description.Media, format.Format, error) {
@@ -154,10 +159,20 @@ func newReceiver(desc *description.Session, sink Sink, log *slog.Logger) (*rtspR
 			return nil, nil, nil, fmt.Errorf("H.264 decoder: %w", err)
 		}
 		r.track = media.Track{Codec: media.H264, SPS: h264f.SPS, PPS: h264f.PPS}
+		r.params = [][]byte{h264f.SPS, h264f.PPS}
+		r.paramType = func(n []byte) int {
+			switch h264.NALUType(n[0] & 0x1f) {
+			case h264.NALUTypeSPS:
+				return 0
+			case h264.NALUTypePPS:
+				return 1
+			}
+			return -1
+		}
 		r.decode, r.check, r.random = dec.Decode, CheckH264, h264.IsRandomAccess
-		r.newDTS = func() interface {
-			Extract([][]byte, int64) (int64, error)
-		} { return h264.NewDTSExtractor() }
+		r.newDTS = func() dtsExtractor {
+			return h264.NewDTSExtractor()
+		}
 		sink.Track(r.track)
 		return r, medi, h264f, nil
 	}
@@ -167,10 +182,22 @@ func newReceiver(desc *description.Session, sink Sink, log *slog.Logger) (*rtspR
 			return nil, nil, nil, fmt.Errorf("H.265 decoder: %w", err)
 		}
 		r.track = media.Track{Codec: media.H265, VPS: h265f.VPS, SPS: h265f.SPS, PPS: h265f.PPS}
+		r.params = [][]byte{h265f.VPS, h265f.SPS, h265f.PPS}
+		r.paramType = func(n []byte) int {
+			switch h265.NALUType((n[0] >> 1) & 0x3f) {
+			case h265.NALUType_VPS_NUT:
+				return 0
+			case h265.NALUType_SPS_NUT:
+				return 1
+			case h265.NALUType_PPS_NUT:
+				return 2
+			}
+			return -1
+		}
 		r.decode, r.check, r.random = dec.Decode, CheckH265, h265.IsRandomAccess
-		r.newDTS = func() interface {
-			Extract([][]byte, int64) (int64, error)
-		} { return h265.NewDTSExtractor() }
+		r.newDTS = func() dtsExtractor {
+			return h265.NewDTSExtractor()
+		}
 		sink.Track(r.track)
 		return r, medi, h265f, nil
 	}
@@ -201,6 +228,9 @@ func (r *rtspReceiver) packet(pkt *rtp.Packet, pts int64) {
 		return
 	}
 	random := r.random(au)
+	if random {
+		au = r.withParams(au)
+	}
 	if r.needKey && !random {
 		r.dropped++
 		return
@@ -216,6 +246,29 @@ func (r *rtspReceiver) packet(pkt *rtp.Packet, pts int64) {
 		return
 	}
 	r.sink.Frame(&media.Frame{DTS: dts, PTS: pts, AU: copyAU(au), RandomAccess: random, Received: time.Now()})
+}
+
+// withParams makes a keyframe self-describing: many cameras (and ffmpeg's
+// RTSP output) send parameter sets only in the SDP, but the DTS extractor,
+// the segmenter and anyone joining segments later need them in-band.
+func (r *rtspReceiver) withParams(au [][]byte) [][]byte {
+	have := make([]bool, len(r.params))
+	for _, n := range au {
+		if i := r.paramType(n); i >= 0 {
+			r.params[i] = n
+			have[i] = true
+		}
+	}
+	var missing [][]byte
+	for i, p := range r.params {
+		if !have[i] && p != nil {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) == 0 {
+		return au
+	}
+	return append(missing, au...)
 }
 
 // drop logs at most every 10 s so a broken camera cannot flood the log.
