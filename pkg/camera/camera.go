@@ -3,9 +3,11 @@
 package camera
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -182,7 +184,7 @@ func (c *Camera) Validate(syntax Syntax) error {
 		if t.schemes != nil && !contains(t.schemes, u.Scheme) {
 			return fe(t.key, "scheme %q not supported here (want %s)", u.Scheme, strings.Join(t.schemes, " or "))
 		}
-		if u.Host == "" {
+		if u.Hostname() == "" { // not u.Host: "rtsp://:554/x" has a port but no host
 			return fe(t.key, "URL has no host after resolving %q", t.tmpl)
 		}
 	}
@@ -259,10 +261,23 @@ func (c *Camera) resolve(syntax Syntax, tmpl string) (*url.URL, error) {
 	return u, nil
 }
 
-// redactErr keeps a password that a URL parser quotes back out of logs.
+// redactErr keeps a password that a URL parser quotes back out of logs, in
+// every form it may take there: as is, escaped by Expand, and Go-quoted (%q).
 func redactErr(err error, secret string) error {
-	if secret == "" || !strings.Contains(err.Error(), secret) {
+	if secret == "" {
 		return err
 	}
-	return fmt.Errorf("%s", strings.ReplaceAll(err.Error(), secret, "xxxxx"))
+	var forms []string
+	for _, f := range []string{secret, escapeUserinfo(secret), url.QueryEscape(secret), url.PathEscape(secret)} {
+		q := strconv.Quote(f)
+		forms = append(forms, f, q[1:len(q)-1])
+	}
+	msg := err.Error()
+	for _, f := range forms {
+		msg = strings.ReplaceAll(msg, f, "xxxxx")
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return errors.New(msg)
 }

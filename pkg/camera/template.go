@@ -96,14 +96,32 @@ func partOf(prefix, suffix string) urlPart {
 func escapeFor(p urlPart, v string) string {
 	switch p {
 	case partUserinfo:
-		// url.UserPassword's encoding, minus the structure characters.
-		return strings.NewReplacer("%", "%25", "@", "%40", ":", "%3A", "/", "%2F", "?", "%3F", "#", "%23", " ", "%20").Replace(v)
+		return escapeUserinfo(v)
 	case partQuery:
 		return url.QueryEscape(v)
 	case partPath:
 		return url.PathEscape(v)
 	}
 	return v // host and port: the value is the address itself
+}
+
+// escapeUserinfo percent-encodes every byte RFC 3986 does not allow literally
+// in a user name or password (unreserved and sub-delims stay; ':' does not,
+// it separates the two), so any value parses back with net/url unchanged.
+func escapeUserinfo(v string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~!$&'()*+,;=", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&0xf])
+	}
+	return b.String()
 }
 
 func truncate(s string, n int) string {

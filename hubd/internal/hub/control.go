@@ -120,6 +120,7 @@ type metrics struct{ h *Hub }
 var (
 	descConnected = prometheus.NewDesc("hubd_camera_connected", "1 while the camera session is up.", []string{"camera"}, nil)
 	descFramesIn  = prometheus.NewDesc("hubd_frames_received_total", "Access units received from the camera.", []string{"camera"}, nil)
+	descBytesIn   = prometheus.NewDesc("hubd_bytes_received_total", "Video payload bytes received from the camera.", []string{"camera"}, nil)
 	descDropped   = prometheus.NewDesc("hubd_frames_dropped_total", "Frames not recorded, by reason.", []string{"camera", "reason"}, nil)
 	descQueue     = prometheus.NewDesc("hubd_queue_frames", "Frames waiting for the disk writer.", []string{"camera"}, nil)
 	descSegments  = prometheus.NewDesc("hubd_segments_written_total", "Segments closed.", []string{"camera"}, nil)
@@ -146,6 +147,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, conn, c)
 		ch <- prometheus.MustNewConstMetric(descFramesIn, prometheus.CounterValue, float64(st.FramesIn), c)
+		ch <- prometheus.MustNewConstMetric(descBytesIn, prometheus.CounterValue, float64(st.BytesIn), c)
 		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(st.FramesDropped), c, "no_keyframe")
 		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(st.QueueDropped), c, "queue_full")
 		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(st.QueueLen), c)

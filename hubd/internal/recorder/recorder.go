@@ -45,6 +45,7 @@ type Status struct {
 	LastError       string    `json:"last_error,omitempty"`
 	Sessions        uint64    `json:"sessions"`
 	FramesIn        uint64    `json:"frames_in"`
+	BytesIn         uint64    `json:"bytes_in"`
 	FramesDropped   uint64    `json:"frames_dropped"`
 	QueueDropped    uint64    `json:"queue_dropped"`
 	QueueLen        int       `json:"queue_len"`
@@ -263,6 +264,7 @@ func (r *Recorder) Status() Status {
 	st.Connected = r.connected.Load()
 	st.Sessions = r.sessions.Load()
 	st.FramesIn = c.FramesIn.Load()
+	st.BytesIn = c.BytesIn.Load()
 	st.FramesDropped = c.FramesDropped.Load()
 	st.QueueDropped = r.queueDropped.Load()
 	st.QueueLen = len(r.queue)

@@ -58,6 +58,7 @@ type Config struct {
 // Counters are the segmenter's liveness figures, read concurrently by metrics.
 type Counters struct {
 	FramesIn        atomic.Uint64
+	BytesIn         atomic.Uint64 // payload bytes of every frame received (the elementary stream)
 	FramesDropped   atomic.Uint64 // before the first keyframe or without parameter sets
 	Segments        atomic.Uint64
 	Fragments       atomic.Uint64
@@ -131,6 +132,7 @@ func (s *Segmenter) Close() error { return s.finish("stop") }
 // Write adds one frame.
 func (s *Segmenter) Write(f *media.Frame) error {
 	s.C.FramesIn.Add(1)
+	s.C.BytesIn.Add(uint64(f.Size()))
 	if s.track.Codec == "" {
 		s.C.FramesDropped.Add(1)
 		return nil
