@@ -320,6 +320,8 @@ func FuzzParse(f *testing.F) {
 		"", "{}", "---\n", contractExample,
 		"hub: {ring_bytes: 8 GiBs}\n",
 		"hub: {ring_bytes: NaN}\n",
+		"recording: {segment_seconds: .nan}\n",
+		"recording: {segment_seconds: .inf, fsync_seconds: 1e300}\n",
 		"recording: {segment_seconds: 2, fragment_seconds: 3}\n",
 		"cameras:\n" + cam + cam,
 		"cameras:\n  - id: cam1\n    streams: {low: 'rtsp://x/2'}\n    record: high\n",

@@ -440,7 +440,7 @@ func list(db *bolt.DB, cameraID string) ([]Segment, error) {
 func ReadIndex(dataDir, cameraID string) ([]Segment, error) {
 	p := filepath.Join(dataDir, indexFile)
 	if _, err := os.Stat(p); err != nil {
-		return nil, fmt.Errorf("no index at %s: %w", p, err)
+		return nil, fmt.Errorf("no index at %s (has hubd run with this data_dir yet?): %w", p, err)
 	}
 	db, err := bolt.Open(p, 0o640, &bolt.Options{ReadOnly: true, Timeout: 200 * time.Millisecond})
 	if err != nil {
