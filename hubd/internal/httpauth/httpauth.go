@@ -181,6 +181,18 @@ func (c Challenge) Authorization(method, uri, user, pass string, nc int) (string
 	return b.String(), nil
 }
 
+// strength ranks challenges: Basic sends the password in clear, MD5 is
+// weaker than SHA-256.
+func strength(c Challenge) int {
+	switch {
+	case c.Scheme == "basic":
+		return 0
+	case strings.HasPrefix(strings.ToUpper(c.Algorithm), "SHA-256"):
+		return 2
+	}
+	return 1
+}
+
 func quote(s string) string { return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) }
 
 // Do sends req; on a 401 it answers the camera's challenge once with
@@ -204,7 +216,7 @@ func Do(client *http.Client, req *http.Request, user, pass string) (*http.Respon
 			perr = err
 			continue
 		}
-		if ch.Scheme == "" || c.Scheme == "digest" { // prefer Digest: Basic sends the password in clear
+		if ch.Scheme == "" || strength(c) > strength(ch) {
 			ch = c
 		}
 	}

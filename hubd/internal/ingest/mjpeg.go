@@ -186,8 +186,7 @@ func (m *MultipartReader) Next() ([]byte, error) {
 		}
 	}
 	m.atPart = false
-	tp := textproto.NewReader(m.r)
-	hdr, err := tp.ReadMIMEHeader()
+	hdr, err := m.readPartHeader()
 	if err != nil {
 		return nil, fmt.Errorf("part header: %w", err)
 	}
@@ -285,4 +284,39 @@ func JPEGSize(b []byte) (w, h int, err error) {
 		i += 2 + n
 	}
 	return 0, 0, errors.New("JPEG truncated before its frame header")
+}
+
+// maxPartHeader bounds one part's headers: a camera (or whatever answers at
+// its address) cannot make hubd buffer without end.
+const maxPartHeader = 16 << 10
+
+func (m *MultipartReader) readPartHeader() (textproto.MIMEHeader, error) {
+	hdr := textproto.MIMEHeader{}
+	total := 0
+	for {
+		line, err := m.r.ReadSlice('\n')
+		total += len(line)
+		if errors.Is(err, bufio.ErrBufferFull) || total > maxPartHeader {
+			return nil, fmt.Errorf("part header larger than %d bytes", maxPartHeader)
+		}
+		if err != nil {
+			return nil, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			return hdr, nil
+		}
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if k = bytes.TrimSpace(k); !ok || len(k) == 0 {
+			return nil, fmt.Errorf("malformed part header line %q", clip(line))
+		}
+		hdr.Add(textproto.CanonicalMIMEHeaderKey(string(k)), string(bytes.TrimSpace(v)))
+	}
+}
+
+func clip(b []byte) []byte {
+	if len(b) > 40 {
+		return b[:40]
+	}
+	return b
 }
