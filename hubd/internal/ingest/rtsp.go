@@ -171,7 +171,9 @@ func newReceiver(desc *description.Session, sink Sink, log *slog.Logger) (*rtspR
 		}
 		r.decode, r.check, r.random = dec.Decode, CheckH264, h264.IsRandomAccess
 		r.newDTS = func() dtsExtractor {
-			return h264.NewDTSExtractor()
+			d := &h264.DTSExtractor{}
+			d.Initialize()
+			return d
 		}
 		sink.Track(r.track)
 		return r, medi, h264f, nil
@@ -196,7 +198,9 @@ func newReceiver(desc *description.Session, sink Sink, log *slog.Logger) (*rtspR
 		}
 		r.decode, r.check, r.random = dec.Decode, CheckH265, h265.IsRandomAccess
 		r.newDTS = func() dtsExtractor {
-			return h265.NewDTSExtractor()
+			d := &h265.DTSExtractor{}
+			d.Initialize()
+			return d
 		}
 		sink.Track(r.track)
 		return r, medi, h265f, nil
@@ -204,7 +208,7 @@ func newReceiver(desc *description.Session, sink Sink, log *slog.Logger) (*rtspR
 	var codecs []string
 	for _, m := range desc.Medias {
 		for _, f := range m.Formats {
-			codecs = append(codecs, f.Codec())
+			codecs = append(codecs, f.RTPMap())
 		}
 	}
 	return nil, nil, nil, fmt.Errorf("%w: the stream offers %v", ErrUnsupported, codecs)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // State is a segment's place in its life.
@@ -122,7 +123,7 @@ func Open(cfg Config) (*Ring, error) {
 	}
 	db, err := bolt.Open(filepath.Join(cfg.DataDir, indexFile), 0o640, &bolt.Options{Timeout: time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("open index %s: %w", filepath.Join(cfg.DataDir, indexFile), ErrLocked)
 		}
 		return nil, fmt.Errorf("open index: %w", err)
@@ -444,7 +445,7 @@ func ReadIndex(dataDir, cameraID string) ([]Segment, error) {
 	}
 	db, err := bolt.Open(p, 0o640, &bolt.Options{ReadOnly: true, Timeout: 200 * time.Millisecond})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, ErrLocked
 		}
 		return nil, fmt.Errorf("open index: %w", err)
