@@ -1,0 +1,17 @@
+package config
+
+import "testing"
+
+// The packaged default config documents every key: it must load and equal
+// the built-in defaults.
+func TestPackagedConfigIsTheDefaults(t *testing.T) {
+	cfg, err := Load("../../../packaging/hubd.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Defaults()
+	d.applyDefaults()
+	if cfg.Hub != d.Hub || cfg.Recording != d.Recording || cfg.Log != d.Log || cfg.Templates != d.Templates || len(cfg.Cameras) != 0 {
+		t.Errorf("packaging/hubd.yaml differs from Defaults():\n%+v\n%+v", cfg, d)
+	}
+}
