@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -100,6 +101,9 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	if os.Getenv("GOMAXPROCS") == "" && cfg.Hub.MaxProcs > 0 {
+		runtime.GOMAXPROCS(cfg.Hub.MaxProcs)
+	}
 	if len(cfg.Cameras) == 0 {
 		log.Warn("no cameras configured: nothing to record")
 	}

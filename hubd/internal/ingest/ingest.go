@@ -4,6 +4,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 
 	"github.com/zipnvr/zipnvr/hubd/internal/media"
@@ -29,19 +30,23 @@ var ErrAuth = errors.New("camera refused the credentials")
 // ErrUnsupported marks a stream hubd cannot record (no H.264/H.265/MJPEG track).
 var ErrUnsupported = errors.New("no recordable video track")
 
-// copyAU copies NAL units into one allocation: the RTP packet buffers they
-// point into are reused by the time the frame reaches the disk writer.
-func copyAU(au [][]byte) [][]byte {
+// copyAVCC copies NAL units into one length-prefixed (AVCC) buffer: the RTP
+// packet buffers they point into are reused by the time the frame reaches
+// the disk writer, and AVCC is the form the file stores. The returned NAL
+// units point into the buffer.
+func copyAVCC(au [][]byte) ([][]byte, []byte) {
 	n := 0
 	for _, nalu := range au {
-		n += len(nalu)
+		n += 4 + len(nalu)
 	}
-	buf := make([]byte, 0, n)
+	buf := make([]byte, n)
 	out := make([][]byte, len(au))
+	pos := 0
 	for i, nalu := range au {
-		start := len(buf)
-		buf = append(buf, nalu...)
-		out[i] = buf[start:len(buf):len(buf)]
+		binary.BigEndian.PutUint32(buf[pos:], uint32(len(nalu)))
+		pos += 4
+		out[i] = buf[pos : pos+len(nalu) : pos+len(nalu)]
+		pos += copy(buf[pos:], nalu)
 	}
-	return out
+	return out, buf
 }

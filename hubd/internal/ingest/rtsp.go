@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -249,7 +250,8 @@ func (r *rtspReceiver) packet(pkt *rtp.Packet, pts int64) {
 		r.drop("cannot derive DTS: dropping until the next keyframe", err)
 		return
 	}
-	r.sink.Frame(&media.Frame{DTS: dts, PTS: pts, AU: copyAU(au), RandomAccess: random, Received: time.Now()})
+	nalus, avcc := copyAVCC(au)
+	r.sink.Frame(&media.Frame{DTS: dts, PTS: pts, AU: nalus, AVCC: avcc, RandomAccess: random, Received: time.Now()})
 }
 
 // withParams makes a keyframe self-describing: many cameras (and ffmpeg's
@@ -259,7 +261,10 @@ func (r *rtspReceiver) withParams(au [][]byte) [][]byte {
 	have := make([]bool, len(r.params))
 	for _, n := range au {
 		if i := r.paramType(n); i >= 0 {
-			r.params[i] = n
+			if !bytes.Equal(r.params[i], n) {
+				// n points into a packet buffer gortsplib reuses: keep a copy.
+				r.params[i] = append([]byte(nil), n...)
+			}
 			have[i] = true
 		}
 	}

@@ -32,6 +32,10 @@ type Frame struct {
 	DTS, PTS int64
 	// AU holds the NAL units without start codes (H.26x) or one JPEG (MJPEG).
 	AU [][]byte
+	// AVCC, when set, is AU as one buffer of length-prefixed NAL units (the
+	// form MP4 stores), with AU's slices pointing into it: ingest builds it
+	// in the one copy it makes anyway, so the writer copies nothing more.
+	AVCC []byte
 	// RandomAccess is set on IDR/IRAP access units and on every JPEG.
 	RandomAccess bool
 	// Received is when the frame arrived, with the monotonic clock reading.

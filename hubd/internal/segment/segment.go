@@ -265,6 +265,9 @@ func payload(c media.Codec, f *media.Frame) []byte {
 	if c == media.MJPEG {
 		return f.AU[0]
 	}
+	if f.AVCC != nil {
+		return f.AVCC
+	}
 	n := 0
 	for _, nalu := range f.AU {
 		n += 4 + len(nalu)
