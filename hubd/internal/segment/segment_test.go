@@ -1,10 +1,13 @@
 package segment_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -328,4 +331,40 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		return 0, nil
 	}
 	return copy(p, b[off:]), nil
+}
+
+// TestSegmenterNoKeyframeForAMinute: a camera whose stream never carries a
+// keyframe records nothing, warns once, and starts at the first keyframe.
+func TestSegmenterNoKeyframeForAMinute(t *testing.T) {
+	c := clip(t, fakecam.ClipOptions{Width: 320, Height: 240, FPS: 25, Seconds: 2, GOP: 25, BitrateKbps: 300})
+	var logs bytes.Buffer
+	rg := newRig(t, 2*time.Second)
+	rg.seg = segment.New(segment.Config{
+		CameraID: "cam1", Store: store{rg.ring},
+		SegmentDuration: 2 * time.Second, FragmentDuration: time.Second, FsyncInterval: 2 * time.Second,
+		MaxFrameGap: 2 * time.Second, MaxDrift: 2 * time.Second,
+		Now:    func() time.Time { return rg.now },
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	rg.seg.Start(track(c))
+	step := int64(media.ClockRate / 25)
+	for i := 0; i < 60*25; i++ { // a minute of P-frames only
+		au := c.AUs[1+i%24]
+		rg.now = rg.now.Add(40 * time.Millisecond)
+		if err := rg.seg.Write(&media.Frame{DTS: int64(i) * step, PTS: int64(i) * step, AU: au, Received: rg.now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), "no keyframe"); n != 1 {
+		t.Errorf("warned %d times about missing keyframes, want once:\n%s", n, logs.String())
+	}
+	rg.feed(c, 60*25, 60*25+50, 0) // keyframes again (the clip's frame 0 and 25)
+	segs := rg.close()
+	if len(segs) != 1 || rg.seg.C.FramesDropped.Load() != 60*25 {
+		t.Fatalf("%d segments, %d dropped; want 1 segment after 1500 dropped frames", len(segs), rg.seg.C.FramesDropped.Load())
+	}
+	if !strings.Contains(logs.String(), "recording resumes") {
+		t.Error("no log line when recording resumed")
+	}
+	rg.check(segs, "h264", 25, 25)
 }
