@@ -52,7 +52,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Hub, error) {
 			Camera: cam,
 			Syntax: cfg.Templates,
 			Segment: segment.Config{
-				Store:            ringStore{r},
+				Store:            RingStore{r},
 				SegmentDuration:  rc.Segment(),
 				FragmentDuration: rc.Fragment(),
 				FsyncInterval:    rc.Fsync(),
@@ -140,11 +140,12 @@ func (h *Hub) watch(ctx context.Context) {
 	}
 }
 
-// ringStore adapts the ring to the segmenter's Store.
-type ringStore struct{ r *ring.Ring }
+// RingStore adapts the ring to the segmenter's Store.
+type RingStore struct{ R *ring.Ring }
 
-func (s ringStore) Create(cameraID string, codec media.Codec, start time.Time) (segment.File, error) {
-	f, err := s.r.Create(cameraID, string(codec), start)
+// Create implements segment.Store.
+func (s RingStore) Create(cameraID string, codec media.Codec, start time.Time) (segment.File, error) {
+	f, err := s.R.Create(cameraID, string(codec), start)
 	if err != nil {
 		return nil, err
 	}

@@ -22,17 +22,6 @@ import (
 	"github.com/zipnvr/zipnvr/testbed/fakecam"
 )
 
-// store is the real ring, in a temp dir.
-type store struct{ r *ring.Ring }
-
-func (s store) Create(cam string, codec media.Codec, start time.Time) (segment.File, error) {
-	f, err := s.r.Create(cam, string(codec), start)
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
-}
-
 type rig struct {
 	t    *testing.T
 	dir  string
@@ -51,7 +40,7 @@ func newRig(t *testing.T, segDur time.Duration) *rig {
 	t.Cleanup(func() { r.Close() })
 	rg := &rig{t: t, dir: dir, ring: r, now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	rg.seg = segment.New(segment.Config{
-		CameraID: "cam1", Store: store{r},
+		CameraID: "cam1", Store: hub.RingStore{R: r},
 		SegmentDuration: segDur, FragmentDuration: time.Second, FsyncInterval: 2 * time.Second,
 		MaxFrameGap: 2 * time.Second, MaxDrift: 2 * time.Second,
 		Now: func() time.Time { return rg.now },
@@ -340,7 +329,7 @@ func TestSegmenterNoKeyframeForAMinute(t *testing.T) {
 	var logs bytes.Buffer
 	rg := newRig(t, 2*time.Second)
 	rg.seg = segment.New(segment.Config{
-		CameraID: "cam1", Store: store{rg.ring},
+		CameraID: "cam1", Store: hub.RingStore{R: rg.ring},
 		SegmentDuration: 2 * time.Second, FragmentDuration: time.Second, FsyncInterval: 2 * time.Second,
 		MaxFrameGap: 2 * time.Second, MaxDrift: 2 * time.Second,
 		Now:    func() time.Time { return rg.now },
