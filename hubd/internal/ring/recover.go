@@ -1,8 +1,11 @@
 package ring
 
 import (
+	"crypto/md5"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -105,8 +108,16 @@ func (r *Ring) recoverOne(s *Segment) (keep, changed bool, err error) {
 			r.log.Warn("indexed segment file is missing; dropping its entry", "path", s.Path)
 			return false, false, nil
 		}
-		if st.Size() == s.Bytes {
+		if st.Size() == s.Bytes && s.MD5 != "" {
 			return true, false, nil
+		}
+		if st.Size() == s.Bytes { // indexed before hubd recorded MD5s
+			sum, err := fileMD5(p)
+			if err != nil {
+				return false, false, err
+			}
+			s.MD5 = sum
+			return true, true, nil
 		}
 		// The file changed size after it was closed: only a disk fault or a
 		// hand does that. Re-check it like an interrupted one.
@@ -132,6 +143,9 @@ func (r *Ring) recoverOne(s *Segment) (keep, changed bool, err error) {
 	}
 	s.Bytes = info.ValidSize
 	s.Frames = info.Frames
+	if s.MD5, err = fileMD5(p); err != nil {
+		return false, false, err
+	}
 	s.End = s.Start.Add(info.Duration).Truncate(1e6)
 	if s.State == Recording {
 		s.State = Pending
@@ -163,6 +177,19 @@ func truncateAndPlace(src, dst string, size int64) error {
 		syncDir(filepath.Dir(dst))
 	}
 	return nil
+}
+
+func fileMD5(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	defer f.Close()
+	h := md5.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func u64(v []byte) uint64 {

@@ -3,10 +3,13 @@
 package ring
 
 import (
+	"crypto/md5"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -39,6 +42,9 @@ type Segment struct {
 	Frames int       `json:"frames"`
 	Path   string    `json:"path"` // relative to the data dir
 	State  State     `json:"upload_state"`
+	// MD5 of the file (hex), computed while it was written: S3's ETag of a
+	// single-part PUT, so the relay can verify an upload without reading it.
+	MD5 string `json:"md5,omitempty"`
 }
 
 // Duration is End - Start.
@@ -85,6 +91,9 @@ type Ring struct {
 	stats  Stats
 	// warnedFull keeps the "ring smaller than open segments" warning to one line.
 	warnedFull bool
+	// closedCh is closed and replaced each time a segment closes, so any
+	// number of waiters (the uploader) wake without polling.
+	closedCh chan struct{}
 }
 
 type entry struct {
@@ -128,7 +137,7 @@ func Open(cfg Config) (*Ring, error) {
 		}
 		return nil, fmt.Errorf("open index: %w", err)
 	}
-	r := &Ring{cfg: cfg, db: db, log: cfg.Logger.With("component", "ring"), open: map[uint64]int64{}}
+	r := &Ring{cfg: cfg, db: db, log: cfg.Logger.With("component", "ring"), open: map[uint64]int64{}, closedCh: make(chan struct{})}
 	r.stats.MaxBytes = cfg.MaxBytes
 	if err := r.recover(); err != nil {
 		db.Close()
@@ -162,6 +171,7 @@ type File struct {
 	f   *os.File
 	seg Segment
 	n   int64
+	md5 hash.Hash
 }
 
 // Create starts a segment: the index entry is written before the file exists,
@@ -196,7 +206,7 @@ func (r *Ring) Create(cameraID, codec string, start time.Time) (*File, error) {
 	r.mu.Lock()
 	r.open[seg.ID] = 0
 	r.mu.Unlock()
-	return &File{r: r, f: f, seg: seg}, nil
+	return &File{r: r, f: f, seg: seg, md5: md5.New()}, nil
 }
 
 // Segment returns the entry as it stands.
@@ -205,6 +215,7 @@ func (f *File) Segment() Segment { return f.seg }
 // Write appends to the segment; the ring evicts closed segments to make room.
 func (f *File) Write(p []byte) (int, error) {
 	n, err := f.f.Write(p)
+	f.md5.Write(p[:n])
 	f.n += int64(n)
 	f.r.grow(f.seg.ID, int64(n))
 	if err != nil {
@@ -240,6 +251,7 @@ func (f *File) Commit(end time.Time, frames int) error {
 	f.seg.Bytes = f.n
 	f.seg.Frames = frames
 	f.seg.State = Pending
+	f.seg.MD5 = hex.EncodeToString(f.md5.Sum(nil))
 	return f.r.closeSegment(f.seg)
 }
 
@@ -271,7 +283,35 @@ func (r *Ring) closeSegment(seg Segment) error {
 	delete(r.open, seg.ID)
 	r.insertClosed(&entry{id: seg.ID, bytes: seg.Bytes, path: seg.Path, uploaded: seg.State == Uploaded})
 	r.evictLocked()
+	close(r.closedCh)
+	r.closedCh = make(chan struct{})
 	return nil
+}
+
+// Closed returns a channel that is closed when the next segment closes.
+func (r *Ring) Closed() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closedCh
+}
+
+// Pending returns up to limit closed segments not yet uploaded, oldest first.
+func (r *Ring) Pending(limit int) ([]Segment, error) {
+	var out []Segment
+	err := r.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketSegments).Cursor()
+		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+			var s Segment
+			if err := json.Unmarshal(v, &s); err != nil {
+				return err
+			}
+			if s.State == Pending {
+				out = append(out, s)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 func (r *Ring) insertClosed(e *entry) {

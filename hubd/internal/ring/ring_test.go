@@ -3,6 +3,8 @@ package ring_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
@@ -209,5 +211,51 @@ func TestReadIndexWhileHeld(t *testing.T) {
 	segs, err := ring.ReadIndex(dir, "cam1")
 	if err != nil || len(segs) != 1 {
 		t.Fatalf("ReadIndex: %v, %v", segs, err)
+	}
+}
+
+func fileMD5(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := md5.Sum(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func TestMD5PendingAndCloseNotice(t *testing.T) {
+	media := fmp4(t)
+	dir := t.TempDir()
+	r := open(t, dir, 1<<30)
+	closed := r.Closed()
+	write(t, r, "cam1", 0, media, true)
+	select {
+	case <-closed:
+	default:
+		t.Fatal("Closed() did not fire when a segment closed")
+	}
+	write(t, r, "cam2", 1, media[:len(media)/2], true)
+	write(t, r, "cam1", 2, media[:len(media)*3/4], false) // interrupted: repaired below
+	segs, _ := r.List("")
+	if err := r.MarkUploaded(segs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	pending, err := r.Pending(10)
+	if err != nil || len(pending) != 1 || pending[0].ID != segs[1].ID {
+		t.Fatalf("Pending = %+v, %v; want only the second segment (first uploaded, third open)", pending, err)
+	}
+	r.Close()
+
+	r = open(t, dir, 1<<30)
+	defer r.Close()
+	segs, _ = r.List("")
+	for _, s := range segs {
+		if want := fileMD5(t, filepath.Join(dir, s.Path)); s.MD5 != want {
+			t.Errorf("%s: index MD5 %q, file MD5 %q", s.Path, s.MD5, want)
+		}
+	}
+	if pending, _ := r.Pending(10); len(pending) != 2 || pending[0].ID >= pending[1].ID {
+		t.Errorf("after repair, Pending = %+v, want 2 oldest first", pending)
 	}
 }
