@@ -181,6 +181,20 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	r := rep.Ring
 	fmt.Fprintf(stdout, "hub %s: ring %d/%d bytes, %d segments (%d pending upload), evicted %d (%d before upload)\n",
 		rep.Hub, r.UsedBytes, r.MaxBytes, r.Segments, r.Pending, r.Evicted, r.EvictedBeforeUpload)
+	if u := rep.Upload; u != nil {
+		last := "never"
+		if !u.LastUpload.IsZero() {
+			last = time.Since(u.LastUpload).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(stdout, "upload: %d segments (%d bytes) uploaded, %d in flight, %d failed attempts, last %s",
+			u.Uploaded, u.UploadedBytes, u.InFlight, u.Failures, last)
+		if u.LastError != "" {
+			fmt.Fprintf(stdout, ", last error: %s", u.LastError)
+		}
+		fmt.Fprintln(stdout)
+	} else {
+		fmt.Fprintln(stdout, "upload: no relay configured (recording locally only)")
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CAMERA\tCONNECTED\tCODEC\tFRAMES\tDROPPED\tSEGMENTS\tBYTES\tLAST FRAGMENT\tLAST ERROR")
 	for _, c := range rep.Cameras {

@@ -63,6 +63,9 @@ type Recording struct {
 type Relay struct {
 	URL        string `yaml:"url"`
 	Credential string `yaml:"credential"`
+	// ParallelUploads is how many segments upload at once; a backlog after an
+	// outage drains this many at a time while new segments keep coming.
+	ParallelUploads int `yaml:"parallel_uploads"`
 }
 
 // Log configures log/slog.
@@ -80,6 +83,7 @@ func Defaults() Config {
 			MaxFrameGapSeconds: 2, MaxDriftSeconds: 2, QueueFrames: 512,
 			ReconnectMaxSeconds: 1.5,
 		},
+		Relay:     Relay{ParallelUploads: 2},
 		Log:       Log{Level: "info", Format: "text"},
 		Templates: camera.DefaultSyntax,
 	}
@@ -179,6 +183,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Relay.URL != "" && !strings.HasPrefix(c.Relay.URL, "http://") && !strings.HasPrefix(c.Relay.URL, "https://") {
 		return bad("relay.url", "must be an http:// or https:// URL")
+	}
+	if c.Relay.URL != "" && c.Relay.Credential == "" {
+		return bad("relay.credential", "is required with relay.url (the hub credential the relay admin issued)")
+	}
+	if c.Relay.ParallelUploads < 1 || c.Relay.ParallelUploads > 32 {
+		return bad("relay.parallel_uploads", "must be 1 to 32, got %d", c.Relay.ParallelUploads)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

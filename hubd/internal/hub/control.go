@@ -18,6 +18,7 @@ import (
 
 	"github.com/zipnvr/zipnvr/hubd/internal/recorder"
 	"github.com/zipnvr/zipnvr/hubd/internal/ring"
+	"github.com/zipnvr/zipnvr/hubd/internal/upload"
 )
 
 // StatusReport is what `hubd status` prints.
@@ -25,6 +26,7 @@ type StatusReport struct {
 	Hub     string            `json:"hub"`
 	Cameras []recorder.Status `json:"cameras"`
 	Ring    ring.Stats        `json:"ring"`
+	Upload  *upload.Stats     `json:"upload,omitempty"` // absent without a relay
 }
 
 // Status gathers the report.
@@ -32,6 +34,10 @@ func (h *Hub) Status() StatusReport {
 	rep := StatusReport{Hub: h.cfg.Hub.ID, Ring: h.ring.Stats()}
 	for _, r := range h.recorders {
 		rep.Cameras = append(rep.Cameras, r.Status())
+	}
+	if h.uploader != nil {
+		st := h.uploader.Stats()
+		rep.Upload = &st
 	}
 	return rep
 }
@@ -137,6 +143,11 @@ var (
 	descRingMax   = prometheus.NewDesc("hubd_ring_max_bytes", "Configured ring size.", nil, nil)
 	descRingSegs  = prometheus.NewDesc("hubd_ring_segments", "Closed segments in the ring, by upload state.", []string{"state"}, nil)
 	descEvicted   = prometheus.NewDesc("hubd_ring_evicted_total", "Segments evicted to make room.", nil, nil)
+	descUploaded  = prometheus.NewDesc("hubd_uploads_total", "Segments uploaded and acknowledged by the relay.", nil, nil)
+	descUpBytes   = prometheus.NewDesc("hubd_upload_bytes_total", "Bytes of segments uploaded.", nil, nil)
+	descUpFail    = prometheus.NewDesc("hubd_upload_failures_total", "Upload attempts that failed (retried).", nil, nil)
+	descUpFlight  = prometheus.NewDesc("hubd_uploads_in_flight", "Uploads under way.", nil, nil)
+	descLastUp    = prometheus.NewDesc("hubd_last_upload_timestamp_seconds", "When the last upload was acknowledged (liveness).", nil, nil)
 	descEvictLost = prometheus.NewDesc("hubd_ring_evicted_before_upload_total", "Segments evicted before they were uploaded.", nil, nil)
 )
 
@@ -171,4 +182,14 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRingSegs, prometheus.GaugeValue, float64(rs.Segments-rs.Pending), "uploaded")
 	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(rs.Evicted))
 	ch <- prometheus.MustNewConstMetric(descEvictLost, prometheus.CounterValue, float64(rs.EvictedBeforeUpload))
+	if m.h.uploader != nil {
+		us := m.h.uploader.Stats()
+		ch <- prometheus.MustNewConstMetric(descUploaded, prometheus.CounterValue, float64(us.Uploaded))
+		ch <- prometheus.MustNewConstMetric(descUpBytes, prometheus.CounterValue, float64(us.UploadedBytes))
+		ch <- prometheus.MustNewConstMetric(descUpFail, prometheus.CounterValue, float64(us.Failures))
+		ch <- prometheus.MustNewConstMetric(descUpFlight, prometheus.GaugeValue, float64(us.InFlight))
+		if !us.LastUpload.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descLastUp, prometheus.GaugeValue, float64(us.LastUpload.UnixNano())/1e9)
+		}
+	}
 }

@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/zipnvr/zipnvr/hubd/internal/config"
+	"github.com/zipnvr/zipnvr/hubd/internal/control"
 	"github.com/zipnvr/zipnvr/hubd/internal/media"
 	"github.com/zipnvr/zipnvr/hubd/internal/recorder"
 	"github.com/zipnvr/zipnvr/hubd/internal/ring"
 	"github.com/zipnvr/zipnvr/hubd/internal/segment"
+	"github.com/zipnvr/zipnvr/hubd/internal/upload"
 	"github.com/zipnvr/zipnvr/pkg/camera"
 )
 
@@ -25,6 +27,8 @@ type Hub struct {
 	log       *slog.Logger
 	ring      *ring.Ring
 	recorders []*recorder.Recorder
+	relay     *control.Client  // nil without relay.url: record locally only
+	uploader  *upload.Uploader // nil without relay.url
 }
 
 // New opens the ring (repairing it after a crash) and prepares recorders.
@@ -42,6 +46,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{cfg: cfg, log: log, ring: r}
+	if cfg.Relay.URL != "" {
+		h.relay = control.New(control.Config{URL: cfg.Relay.URL, Credential: cfg.Relay.Credential})
+		h.uploader = upload.New(upload.Config{Ring: r, Relay: h.relay, DataDir: cfg.Hub.DataDir,
+			Parallel: cfg.Relay.ParallelUploads, Logger: log})
+	}
 	rc := cfg.Recording
 	for _, cam := range cfg.Cameras {
 		if cam.Record == camera.RecordOff {
@@ -99,6 +108,13 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); h.watch(ctx) }()
+	if h.uploader != nil {
+		wg.Add(2)
+		go func() { defer wg.Done(); h.reportCameras(ctx) }()
+		go func() { defer wg.Done(); h.uploader.Run(ctx) }()
+	} else {
+		h.log.Info("no relay configured: recording locally only")
+	}
 	wg.Wait()
 
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -137,6 +153,29 @@ func (h *Hub) watch(ctx context.Context) {
 			}
 			stalled[st.Camera] = isStalled
 		}
+	}
+}
+
+// reportCameras tells the relay which cameras this hub has, retrying until
+// the relay answers: uploads of a camera it does not know are refused.
+func (h *Hub) reportCameras(ctx context.Context) {
+	wait := time.Second
+	for {
+		err := h.relay.ReportCameras(ctx, h.cfg.Cameras)
+		if err == nil {
+			h.log.Info("cameras reported to the relay", "relay", h.cfg.Relay.URL, "cameras", len(h.cfg.Cameras))
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		h.log.Warn("cannot report cameras to the relay; retrying", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
 	}
 }
 
