@@ -281,3 +281,38 @@ func redactErr(err error, secret string) error {
 	}
 	return errors.New(msg)
 }
+
+// Redacted is the camera as it may leave the hub: no password field (JSON
+// drops it anyway), no password written literally into a URL template's
+// userinfo (replaced by the password placeholder), and no extra template
+// parameters, which may hold anything.
+func (c Camera) Redacted(syntax Syntax) Camera {
+	ph := syntax.Open + "password" + syntax.Close
+	scrub := func(t string) string {
+		k := strings.Index(t, "://")
+		if k < 0 {
+			return t
+		}
+		rest := t[k+3:]
+		end := strings.IndexAny(rest, "/?#")
+		if end < 0 {
+			end = len(rest)
+		}
+		at := strings.LastIndex(rest[:end], "@")
+		if at < 0 {
+			return t
+		}
+		colon := strings.Index(rest[:at], ":")
+		if colon < 0 || rest[colon+1:at] == ph {
+			return t
+		}
+		return t[:k+3] + rest[:colon+1] + ph + rest[at:]
+	}
+	c.Password = ""
+	c.Params = nil
+	c.Streams = Streams{High: scrub(c.Streams.High), Mid: scrub(c.Streams.Mid), Low: scrub(c.Streams.Low), MJPEG: scrub(c.Streams.MJPEG)}
+	c.Snapshot = scrub(c.Snapshot)
+	c.AdminURL = scrub(c.AdminURL)
+	c.Recording = scrub(c.Recording)
+	return c
+}

@@ -311,3 +311,22 @@ func TestFieldError(t *testing.T) {
 		t.Fatalf("Error() = %q, want %q", got, want)
 	}
 }
+
+func TestRedacted(t *testing.T) {
+	c := camera.Camera{ID: "cam1", Username: "admin", Password: "s3cret",
+		Streams:  camera.Streams{High: "rtsp://admin:s3cret@${ip}:554/h", Low: "rtsp://${username}:${password}@${ip}/l", MJPEG: "http://${ip}/mjpeg"},
+		Snapshot: "http://viewer:p%40ss@${ip}/snap.jpg", Params: map[string]string{"token": "abc"}}
+	r := c.Redacted(camera.DefaultSyntax)
+	out, _ := json.Marshal(r)
+	for _, secret := range []string{"s3cret", "p%40ss", "abc"} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("redacted camera still contains %q: %s", secret, out)
+		}
+	}
+	if r.Streams.High != "rtsp://admin:${password}@${ip}:554/h" || r.Streams.Low != c.Streams.Low || r.Streams.MJPEG != c.Streams.MJPEG {
+		t.Errorf("streams %+v", r.Streams)
+	}
+	if c.Password != "s3cret" || c.Params["token"] != "abc" {
+		t.Error("Redacted changed the original")
+	}
+}
