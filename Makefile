@@ -47,6 +47,7 @@ fuzz:
 	$(GO) test ./hubd/internal/ingest -run XXX -fuzz FuzzJPEGSize -fuzztime $(FUZZTIME)
 	$(GO) test ./hubd/internal/ingest -run XXX -fuzz FuzzMultipart -fuzztime $(FUZZTIME)
 	$(GO) test ./hubd/internal/httpauth -run XXX -fuzz FuzzParseChallenge -fuzztime $(FUZZTIME)
+	$(GO) test ./relay/internal/media -run XXX -fuzz FuzzKey -fuzztime $(FUZZTIME)
 
 # Records N simulated 720p25 2 Mbit/s cameras for 60 s and prints CPU per
 # stream, peak RSS and write amplification (see README, Performance).

@@ -30,4 +30,6 @@ command -v go >/dev/null || { echo "setup: Go 1.26+ is required (https://go.dev/
 go mod download
 mkdir -p .bin
 [ -x .bin/staticcheck ] || GOBIN="$PWD/.bin" go install honnef.co/go/tools/cmd/staticcheck@v0.6.1
+# versitygw: the S3 server the relay's tests upload to (about 70 s to build cold).
+[ -x .bin/versitygw ] || GOBIN="$PWD/.bin" go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 echo "setup: ready"
