@@ -1,0 +1,436 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	readyTimeout    = 30 * time.Second // fakecam encodes its clip with ffmpeg first
+	hubdUpTimeout   = 10 * time.Second
+	stopGrace       = 10 * time.Second
+	drainWait       = time.Second // after the cameras stop, for frames in flight to reach hubd's counters
+	fakecamReadyTag = "fakecam ready "
+)
+
+// benchOne records n cameras for the warmup and the measured window and
+// returns what it measured. Every process it starts is stopped on return.
+func benchOne(ctx context.Context, o *options, bins binaries, n int, dir string, hz float64, logf func(string, ...any)) (*result, error) {
+	runDir := filepath.Join(dir, fmt.Sprintf("n%d", n))
+	dataDir := filepath.Join(runDir, "data") // fresh per run: the index and ring start empty
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+
+	cam, urls, err := startFakecam(ctx, o, bins.fakecam, n, runDir)
+	if err != nil {
+		return nil, err
+	}
+	defer cam.stop(stopGrace)
+
+	cfgPath := filepath.Join(runDir, "hubd.yaml")
+	if err := os.WriteFile(cfgPath, []byte(hubdConfig(dataDir, urls, o)), 0o640); err != nil {
+		return nil, fmt.Errorf("write hubd config: %w", err)
+	}
+	hubLog := filepath.Join(runDir, "hubd.log")
+	hub, err := startHubd(bins.hubd, cfgPath, hubLog)
+	if err != nil {
+		return nil, err
+	}
+	defer hub.stop(stopGrace)
+	withLog := func(err error) error { return fmt.Errorf("%w\nhubd log (%s):\n%s", err, hubLog, tail(hubLog, 15)) }
+
+	client := newStatusClient(filepath.Join(dataDir, "hubd.sock"))
+	if err := waitHubd(ctx, client, hub); err != nil {
+		return nil, withLog(err)
+	}
+	logf("%d streams: hubd pid %d up; warmup %s, then measuring %s", n, hub.pid(), o.warmup, o.duration)
+	m, err := measure(ctx, []*child{hub}, o, hz, func(ctx context.Context) (int, error) {
+		st, err := client.status(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("status after warmup: %w", err)
+		}
+		n := 0
+		for _, c := range st.Cameras {
+			if c.Connected {
+				n++
+			}
+		}
+		return n, nil
+	})
+	if err != nil {
+		return nil, withLog(err)
+	}
+
+	end, err := stopRun(ctx, cam, hub, client)
+	if err != nil {
+		return nil, withLog(err)
+	}
+	m.maxRSS[0] = max(m.maxRSS[0], end.proc.RSS)
+
+	du, err := scanData(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	res := newResult(n, m, end.proc, end.status, du, end.exitErr)
+	res.Cameras = checkCameras(ctx, end.status, du)
+	res.collectProblems()
+	if end.exitErr != nil {
+		res.Problems = append(res.Problems, withLog(end.exitErr).Error())
+	}
+	return res, nil
+}
+
+// runEnd is what is read of hubd as a run stops.
+type runEnd struct {
+	status  *statusReport
+	proc    procStatus // VmHWM, the peak over hubd's whole life, read last
+	exitErr error      // how hubd exited: nil is status 0
+}
+
+// stopRun stops the cameras, then hubd. The cameras go first so that
+// nothing arrives between reading bytes_in and hubd's shutdown: everything
+// counted as received is then what hubd had to write, and nothing written
+// is uncounted.
+func stopRun(ctx context.Context, cam, hub *child, client *statusClient) (runEnd, error) {
+	var end runEnd
+	if err := cam.stop(stopGrace); err != nil {
+		return end, fmt.Errorf("stop cameras: %w", err)
+	}
+	if err := sleepCtx(ctx, drainWait); err != nil {
+		return end, err
+	}
+	var err error
+	if end.status, err = client.status(ctx); err != nil {
+		return end, fmt.Errorf("final status: %w", err)
+	}
+	// /proc/PID is gone once hubd exits: read VmHWM just before.
+	if end.proc, err = readStatus(hub.pid()); err != nil {
+		return end, err
+	}
+	end.exitErr = hub.stop(stopGrace)
+	return end, nil
+}
+
+// startFakecam starts n simulated cameras on a port of the kernel's choosing
+// (no window for another process to take it) and returns their URLs from the
+// ready line.
+func startFakecam(ctx context.Context, o *options, bin string, n int, runDir string) (*child, []string, error) {
+	logPath := filepath.Join(runDir, "fakecam.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fakecam log: %w", err)
+	}
+	args := []string{"-listen", "127.0.0.1:0", "-n", strconv.Itoa(n), "-size", o.size,
+		"-fps", strconv.Itoa(o.fps), "-gop", strconv.Itoa(o.gop), "-kbps", strconv.Itoa(o.kbps)}
+	if o.transport == "udp" {
+		args = append(args, "-udp")
+	}
+	cmd := exec.Command(bin, args...)
+	w := newLineWatcher(logFile, fakecamReadyTag)
+	cmd.Stdout, cmd.Stderr = w, logFile
+	c, err := startChild("fakecam", cmd, logFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) (*child, []string, error) {
+		_ = c.stop(stopGrace)
+		return nil, nil, err
+	}
+	select {
+	case line := <-w.ready:
+		urls, err := parseReady(line, n)
+		if err != nil {
+			return fail(err)
+		}
+		return c, urls, nil
+	case <-c.done:
+		return fail(fmt.Errorf("fakecam exited before it was ready: %v\n%s", c.err, tail(logPath, 15)))
+	case <-time.After(readyTimeout):
+		return fail(fmt.Errorf("fakecam not ready after %s\n%s", readyTimeout, tail(logPath, 15)))
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+}
+
+// parseReady takes the URLs out of "fakecam ready URL... (N streams)" and
+// insists they are on loopback: the benchmark never leaves the machine.
+func parseReady(line string, n int) ([]string, error) {
+	var urls []string
+	for _, f := range strings.Fields(strings.TrimPrefix(line, fakecamReadyTag)) {
+		if !strings.HasPrefix(f, "rtsp://") {
+			continue
+		}
+		u, err := url.Parse(f)
+		if err != nil {
+			return nil, fmt.Errorf("fakecam ready line: %w", err)
+		}
+		if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
+			return nil, fmt.Errorf("fakecam serves %s, not on loopback", f)
+		}
+		urls = append(urls, f)
+	}
+	if len(urls) != n {
+		return nil, fmt.Errorf("fakecam ready line has %d URLs, want %d: %q", len(urls), n, line)
+	}
+	return urls, nil
+}
+
+// hubdConfig is the YAML of one run: camK records fakecam's camK.
+func hubdConfig(dataDir string, urls []string, o *options) string {
+	var b strings.Builder
+	// strconv.Quote output is a valid YAML double-quoted scalar for these ASCII paths and URLs.
+	fmt.Fprintf(&b, "hub: {id: bench, data_dir: %s, ring_bytes: 8GiB}\n", strconv.Quote(dataDir))
+	fmt.Fprintf(&b, "recording: {segment_seconds: %g}\n", o.segment)
+	b.WriteString("log: {level: warn}\ncameras:\n")
+	for i, u := range urls {
+		fmt.Fprintf(&b, "  - id: cam%d\n    streams: {high: %s}\n    transport: %s\n", i+1, strconv.Quote(u), o.transport)
+	}
+	return b.String()
+}
+
+func startHubd(bin, cfgPath, logPath string) (*child, error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("hubd log: %w", err)
+	}
+	cmd := exec.Command(bin, "run", "-config", cfgPath)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	return startChild("hubd", cmd, logFile)
+}
+
+// waitHubd waits until hubd answers on its control socket.
+func waitHubd(ctx context.Context, client *statusClient, hub *child) error {
+	deadline := time.Now().Add(hubdUpTimeout)
+	for {
+		_, err := client.status(ctx)
+		if err == nil {
+			return nil
+		}
+		if hub.exited() {
+			return fmt.Errorf("hubd exited at start-up: %v", hub.err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("hubd did not answer within %s: %w", hubdUpTimeout, err)
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// measurement is what /proc told about a recorder's processes during a run:
+// hubd's one process, or the reference's one ffmpeg per camera.
+type measurement struct {
+	window     time.Duration // wall time between the two CPU readings
+	cpuSeconds float64       // utime+stime spent in the window, summed over the processes
+	maxRSS     []int64       // per process, the largest VmRSS seen by the 1 s sampling
+	fds        int           // summed over the processes at the window's end
+	threads    int           // summed over the processes at the last sample
+	connected  int           // cameras connected when the window opened
+}
+
+// measure lets the processes warm up, then reads their CPU time across
+// o.duration, sampling RSS every second. connected is asked once, after the
+// warmup, how many cameras are being recorded. Nothing is asked inside the
+// window: answering would cost CPU that recording does not.
+func measure(ctx context.Context, procs []*child, o *options, hz float64, connected func(context.Context) (int, error)) (measurement, error) {
+	m := measurement{maxRSS: make([]int64, len(procs))}
+	sample := func() error {
+		threads := 0
+		for i, p := range procs {
+			ps, err := readStatus(p.pid())
+			if err != nil {
+				return err
+			}
+			m.maxRSS[i] = max(m.maxRSS[i], ps.RSS)
+			threads += ps.Threads
+		}
+		m.threads = threads
+		return nil
+	}
+	if err := watch(ctx, procs, o.warmup, sample); err != nil {
+		return m, fmt.Errorf("warmup: %w", err)
+	}
+	var err error
+	if m.connected, err = connected(ctx); err != nil {
+		return m, err
+	}
+
+	start := time.Now()
+	t0, err := sumTicks(procs)
+	if err != nil {
+		return m, err
+	}
+	if err := watch(ctx, procs, o.duration, sample); err != nil {
+		return m, fmt.Errorf("measuring: %w", err)
+	}
+	t1, err := sumTicks(procs)
+	if err != nil {
+		return m, err
+	}
+	m.window, m.cpuSeconds = time.Since(start), float64(t1-t0)/hz
+	for _, p := range procs {
+		n, err := openFDs(p.pid())
+		if err != nil {
+			return m, err
+		}
+		m.fds += n
+	}
+	return m, sample()
+}
+
+// sumTicks is the utime+stime of all the processes, in clock ticks.
+func sumTicks(procs []*child) (uint64, error) {
+	var sum uint64
+	for _, p := range procs {
+		t, err := cpuTicks(p.pid())
+		if err != nil {
+			return 0, err
+		}
+		sum += t
+	}
+	return sum, nil
+}
+
+// watch calls sample now and every second for d, failing as soon as one of
+// the processes exits: numbers of a dead process mean nothing.
+func watch(ctx context.Context, procs []*child, d time.Duration, sample func() error) error {
+	exited := make(chan *child, len(procs)) // buffered: no goroutine outlives watch for long
+	quit := make(chan struct{})
+	defer close(quit)
+	for _, p := range procs {
+		go func() {
+			select {
+			case <-p.done:
+				exited <- p
+			case <-quit:
+			}
+		}()
+	}
+	end := time.NewTimer(d)
+	defer end.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		if err := sample(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case p := <-exited:
+			return fmt.Errorf("%s exited: %v", p.name, p.err)
+		case <-end.C:
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// diskUsage is what a run left in the data dir.
+type diskUsage struct {
+	segmentBytes int64 // every file under segments/, .part files included
+	indexBytes   int64
+	segments     int // committed .mp4 files
+	parts        int // .part files: segments not committed
+	byCamera     map[string][]segFile
+}
+
+type segFile struct {
+	path string
+	size int64
+}
+
+func scanData(dataDir string) (diskUsage, error) {
+	du := diskUsage{byCamera: map[string][]segFile{}}
+	root := filepath.Join(dataDir, "segments")
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		du.segmentBytes += info.Size()
+		switch {
+		case strings.HasSuffix(p, ".mp4"):
+			du.segments++
+			rel, _ := filepath.Rel(root, p) // segments/CAMERA/DATE/FILE
+			cam, _, _ := strings.Cut(rel, string(filepath.Separator))
+			du.byCamera[cam] = append(du.byCamera[cam], segFile{p, info.Size()})
+		case strings.HasSuffix(p, ".part"):
+			du.parts++
+		}
+		return nil
+	})
+	if err != nil {
+		return du, fmt.Errorf("scan segments: %w", err)
+	}
+	info, err := os.Stat(filepath.Join(dataDir, "index.db"))
+	if err != nil {
+		return du, fmt.Errorf("index size: %w", err)
+	}
+	du.indexBytes = info.Size()
+	return du, nil
+}
+
+// checkCameras verifies every camera recorded something playable: the
+// largest segment of each is probed with ffprobe when it is on PATH.
+func checkCameras(ctx context.Context, st *statusReport, du diskUsage) []cameraCheck {
+	_, lookErr := exec.LookPath("ffprobe")
+	var out []cameraCheck
+	for _, c := range st.Cameras {
+		cc := cameraCheck{Camera: c.Camera, FramesIn: c.FramesIn, BytesIn: c.BytesIn,
+			Dropped: c.FramesDropped + c.QueueDropped, Segments: len(du.byCamera[c.Camera]), ProbedFrames: -1}
+		var problems []string
+		if c.FramesIn == 0 {
+			problems = append(problems, "received no frame")
+		}
+		if cc.Segments == 0 {
+			problems = append(problems, "recorded nothing")
+		} else if lookErr == nil {
+			largest := du.byCamera[c.Camera][0]
+			for _, f := range du.byCamera[c.Camera] {
+				if f.size > largest.size {
+					largest = f
+				}
+			}
+			cc.Probed = largest.path
+			n, err := probeFrames(ctx, largest.path)
+			switch {
+			case err != nil:
+				problems = append(problems, err.Error())
+			case n == 0:
+				problems = append(problems, "ffprobe finds no video frame in "+largest.path)
+			}
+			cc.ProbedFrames = n
+		}
+		cc.Problem = strings.Join(problems, "; ")
+		out = append(out, cc)
+	}
+	return out
+}
+
+// probeFrames counts the video packets of a segment with ffprobe.
+func probeFrames(ctx context.Context, path string) (int, error) {
+	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets",
+		"-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", path).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("ffprobe %s: %w: %s", path, err, strings.TrimSpace(string(out)))
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		return 0, fmt.Errorf("ffprobe %s: unexpected output %q", path, out)
+	}
+	return n, nil
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// clockTicks is the unit of utime/stime in /proc/PID/stat (USER_HZ). It is
+// 100 on every Linux we run on; getconf is asked once in case it is not.
+func clockTicks() float64 {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if err != nil {
+		return 100
+	}
+	hz, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil || hz <= 0 {
+		return 100
+	}
+	return hz
+}
+
+// cpuTicks is utime+stime of a process, all its threads, in clock ticks.
+func cpuTicks(pid int) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read cpu time: %w", err)
+	}
+	return parseStatTicks(data)
+}
+
+// parseStatTicks sums fields 14 (utime) and 15 (stime) of /proc/PID/stat.
+// The command name, field 2, is in parentheses and may itself hold spaces
+// and parentheses, so fields are counted from the last ')'.
+func parseStatTicks(data []byte) (uint64, error) {
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed /proc stat: %q", data)
+	}
+	f := strings.Fields(string(data[i+1:])) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("malformed /proc stat: %d fields after the command", len(f))
+	}
+	utime, err1 := strconv.ParseUint(f[14-3], 10, 64)
+	stime, err2 := strconv.ParseUint(f[15-3], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("malformed /proc stat utime/stime: %w", err)
+	}
+	return utime + stime, nil
+}
+
+// procStatus is what recbench reads from /proc/PID/status.
+type procStatus struct {
+	RSS, HWM int64 // VmRSS now and VmHWM (peak over the process's life), bytes
+	Threads  int
+}
+
+func readStatus(pid int) (procStatus, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return procStatus{}, fmt.Errorf("read memory status: %w", err)
+	}
+	return parseStatus(string(data))
+}
+
+func parseStatus(s string) (procStatus, error) {
+	var st procStatus
+	var seen int
+	for _, line := range strings.Split(s, "\n") {
+		key, val, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(val)
+		if len(f) == 0 {
+			continue
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch key {
+		case "VmRSS":
+			st.RSS, seen = n<<10, seen+1 // kB in the kernel's spelling, KiB in fact
+		case "VmHWM":
+			st.HWM, seen = n<<10, seen+1
+		case "Threads":
+			st.Threads, seen = int(n), seen+1
+		}
+	}
+	if seen != 3 {
+		return st, fmt.Errorf("/proc status lacks VmRSS, VmHWM or Threads")
+	}
+	return st, nil
+}
+
+// openFDs counts the process's open file descriptors.
+func openFDs(pid int) (int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return 0, fmt.Errorf("count open fds: %w", err)
+	}
+	return len(ents), nil
+}
