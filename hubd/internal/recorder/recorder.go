@@ -75,6 +75,7 @@ type Recorder struct {
 type item struct {
 	track *media.Track
 	frame *media.Frame
+	end   bool // the session ended: close the segment now, not when the camera returns
 }
 
 // New returns a recorder for cfg.Camera.
@@ -141,10 +142,13 @@ func (r *Recorder) write() error {
 	var track media.Track
 	for it := range r.queue {
 		var err error
-		if it.track != nil {
+		switch {
+		case it.end:
+			err = r.seg.Close()
+		case it.track != nil:
 			track = *it.track
 			err = r.seg.Start(track)
-		} else {
+		default:
 			err = r.seg.Write(it.frame)
 		}
 		if err != nil {
@@ -170,6 +174,11 @@ func (r *Recorder) sessionLoop(ctx context.Context, src ingest.Source) {
 		r.connected.Store(false)
 		if ctx.Err() != nil {
 			return
+		}
+		if s.tracked {
+			// What the camera sent is complete: close it so it can be
+			// uploaded while the camera is away.
+			r.queue <- item{end: true}
 		}
 		if err == nil {
 			err = errors.New("session ended")

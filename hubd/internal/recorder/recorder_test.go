@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,9 +35,8 @@ func (s *scripted) Run(ctx context.Context, sink ingest.Sink) error {
 
 // slowDisk is a Store whose writes take a while, like a busy SD card.
 type slowDisk struct {
-	delay time.Duration
-	mu    sync.Mutex
-	keys  int // keyframe samples seen at segment starts
+	delay   time.Duration
+	commits atomic.Int32
 }
 
 func (d *slowDisk) Create(string, media.Codec, time.Time) (segment.File, error) {
@@ -47,7 +47,7 @@ type slowFile struct{ d *slowDisk }
 
 func (f *slowFile) Write(p []byte) (int, error) { time.Sleep(f.d.delay); return len(p), nil }
 func (f *slowFile) Sync() error                 { return nil }
-func (f *slowFile) Commit(time.Time, int) error { return nil }
+func (f *slowFile) Commit(time.Time, int) error { f.d.commits.Add(1); return nil }
 func (f *slowFile) Abort() error                { return nil }
 
 func newRecorder(src ingest.Source, store segment.Store, logs *bytes.Buffer, queue int) *recorder.Recorder {
@@ -157,5 +157,37 @@ func TestReconnectAfterSessionFailure(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "camera session failed"); n != 1 {
 		t.Errorf("the same failure logged %d times, want once", n)
+	}
+}
+
+// TestSessionEndClosesSegment: what a camera sent before it went away is
+// committed at once (so it can be uploaded), not when the camera returns.
+func TestSessionEndClosesSegment(t *testing.T) {
+	src := &scripted{run: func(n int, ctx context.Context, sink ingest.Sink) error {
+		if n > 1 {
+			<-ctx.Done() // the camera stays away
+			return nil
+		}
+		sink.Track(media.Track{Codec: media.MJPEG})
+		for i := 0; i < 10; i++ {
+			sink.Frame(jpegFrame(i))
+		}
+		return errors.New("connection reset")
+	}}
+	var logs bytes.Buffer
+	disk := &slowDisk{}
+	rec := newRecorder(src, disk, &logs, 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for disk.commits.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	got := disk.commits.Load()
+	cancel()
+	<-done
+	if got != 1 {
+		t.Fatalf("%d segments committed while the camera was away, want 1", got)
 	}
 }
