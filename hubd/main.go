@@ -101,6 +101,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	slog.SetDefault(log) // libraries that use the log package (gortsplib) write through it too
 	if os.Getenv("GOMAXPROCS") == "" && cfg.Hub.MaxProcs > 0 {
 		runtime.GOMAXPROCS(cfg.Hub.MaxProcs)
 	}

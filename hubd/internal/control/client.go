@@ -16,6 +16,7 @@ import (
 	"github.com/zipnvr/zipnvr/hubd/internal/ring"
 	"github.com/zipnvr/zipnvr/hubd/internal/upload"
 	"github.com/zipnvr/zipnvr/pkg/camera"
+	"github.com/zipnvr/zipnvr/pkg/proto"
 )
 
 // Config of the relay client.
@@ -37,7 +38,7 @@ func New(cfg Config) *Client {
 	if cfg.HTTP == nil {
 		cfg.HTTP = &http.Client{Timeout: 30 * time.Second}
 	}
-	return &Client{base: strings.TrimRight(cfg.URL, "/") + "/api/v1", cred: cfg.Credential, http: cfg.HTTP}
+	return &Client{base: strings.TrimRight(cfg.URL, "/"), cred: cfg.Credential, http: cfg.HTTP}
 }
 
 // Error is a relay answer that is not a success.
@@ -72,9 +73,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
+		var e proto.Error
 		_ = json.Unmarshal(data, &e)
 		if e.Error == "" {
 			e.Error = http.StatusText(resp.StatusCode)
@@ -98,49 +97,34 @@ func refusal(err error) error {
 	return err
 }
 
-// segmentBody is the description of a segment the relay signs and records.
-type segmentBody struct {
-	Key    string    `json:"key,omitempty"`
-	Camera string    `json:"camera"`
-	Start  time.Time `json:"start"`
-	End    time.Time `json:"end"`
-	Bytes  int64     `json:"bytes"`
-	Codec  string    `json:"codec"`
-	MD5    string    `json:"md5"`
-}
-
-func body(s ring.Segment) segmentBody {
-	return segmentBody{Camera: s.Camera, Start: s.Start.UTC(), End: s.End.UTC(), Bytes: s.Bytes, Codec: s.Codec, MD5: s.MD5}
+func request(s ring.Segment) proto.UploadRequest {
+	return proto.UploadRequest{Camera: s.Camera, Start: s.Start.UTC(), End: s.End.UTC(), Bytes: s.Bytes, Codec: s.Codec, MD5: s.MD5}
 }
 
 // Presign implements upload.Relay.
 func (c *Client) Presign(ctx context.Context, s ring.Segment) (upload.Grant, error) {
-	var g struct {
-		Key     string              `json:"key"`
-		URL     string              `json:"url"`
-		Method  string              `json:"method"`
-		Headers map[string][]string `json:"headers"`
-		Expires time.Time           `json:"expires"`
-	}
-	if err := c.call(ctx, http.MethodPost, "/hub/uploads", body(s), &g); err != nil {
+	var g proto.Upload
+	if err := c.call(ctx, http.MethodPost, proto.PathHubUploads, request(s), &g); err != nil {
 		return upload.Grant{}, refusal(err)
 	}
 	if g.URL == "" || g.Key == "" {
 		return upload.Grant{}, errors.New("relay granted an upload without URL or key")
 	}
-	return upload.Grant{Key: g.Key, URL: g.URL, Method: g.Method, Header: http.Header(g.Headers), Expires: g.Expires}, nil
+	return upload.Grant{Key: g.Key, URL: g.URL, Method: g.Method, Header: g.Headers, Expires: g.Expires}, nil
 }
 
 // Notify implements upload.Relay. A 409 (the object does not match) is
 // not a refusal: the next attempt uploads again.
 func (c *Client) Notify(ctx context.Context, s ring.Segment, key string) error {
-	b := body(s)
-	b.Key = key
-	return c.call(ctx, http.MethodPost, "/hub/recordings", b, nil)
+	return c.call(ctx, http.MethodPost, proto.PathHubRecordings, proto.RecordingNotice{Key: key, UploadRequest: request(s)}, nil)
 }
 
-// ReportCameras sends the hub's camera list (camera.Camera never
-// serialises passwords).
-func (c *Client) ReportCameras(ctx context.Context, cams []camera.Camera) error {
-	return c.call(ctx, http.MethodPut, "/hub/cameras", cams, nil)
+// ReportCameras sends the hub's camera list, redacted: no password, in a
+// field or written into a URL template, leaves the hub.
+func (c *Client) ReportCameras(ctx context.Context, cams []camera.Camera, syntax camera.Syntax) error {
+	rep := proto.CameraReport{Cameras: make([]camera.Camera, len(cams))}
+	for i, cam := range cams {
+		rep.Cameras[i] = cam.Redacted(syntax)
+	}
+	return c.call(ctx, http.MethodPut, proto.PathHubCameras, rep, nil)
 }

@@ -161,7 +161,7 @@ func (h *Hub) watch(ctx context.Context) {
 func (h *Hub) reportCameras(ctx context.Context) {
 	wait := time.Second
 	for {
-		err := h.relay.ReportCameras(ctx, h.cfg.Cameras)
+		err := h.relay.ReportCameras(ctx, h.cfg.Cameras, h.cfg.Templates)
 		if err == nil {
 			h.log.Info("cameras reported to the relay", "relay", h.cfg.Relay.URL, "cameras", len(h.cfg.Cameras))
 			return

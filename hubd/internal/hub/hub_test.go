@@ -59,8 +59,15 @@ type running struct {
 // startHub runs a hub from a YAML camera list with 2 s segments.
 func startHub(t *testing.T, cameras string) *running {
 	t.Helper()
+	return startHubWith(t, "", 2, cameras)
+}
+
+// startHubWith runs a hub with extra top-level YAML (e.g. a relay section).
+func startHubWith(t *testing.T, extra string, segmentSeconds int, cameras string) *running {
+	t.Helper()
 	dir := t.TempDir()
-	yaml := fmt.Sprintf("hub: {id: test, data_dir: %q, ring_bytes: 1GiB}\nrecording: {segment_seconds: 2}\ncameras:\n%s", dir, cameras)
+	yaml := fmt.Sprintf("hub: {id: test, data_dir: %q, ring_bytes: 1GiB}\nrecording: {segment_seconds: %d}\n%scameras:\n%s",
+		dir, segmentSeconds, extra, cameras)
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)

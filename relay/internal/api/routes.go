@@ -1,0 +1,58 @@
+package api
+
+import (
+	"net/http"
+)
+
+// route is one entry of the API: the ServeMux pattern (method and path with
+// {id} wildcards), who may call it, and its handler.
+type route struct {
+	method, path string
+	access       access
+	handle       func(s *Server, w http.ResponseWriter, r *http.Request, p principal) error
+}
+
+// Prefix of the REST API.
+const Prefix = "/api/v1"
+
+// routeTable is the one list of routes: the server registers it and the
+// OpenAPI test compares it with relay/openapi.yaml.
+func routeTable() []route {
+	return []route{
+		{"GET", "/healthz", public, (*Server).healthz},
+		{"GET", "/metrics", public, (*Server).serveMetrics},
+
+		{"POST", Prefix + "/admin/tenants", adminOnly, (*Server).createTenant},
+		{"POST", Prefix + "/admin/tenants/{id}/users", adminOnly, (*Server).createUser},
+		{"POST", Prefix + "/admin/tenants/{id}/hubs", adminOnly, (*Server).createHub},
+
+		{"PUT", Prefix + "/hub/cameras", hubOnly, (*Server).reportCameras},
+		{"POST", Prefix + "/hub/uploads", hubOnly, (*Server).presignUpload},
+		{"POST", Prefix + "/hub/recordings", hubOnly, (*Server).notifyRecording},
+
+		{"GET", Prefix + "/cameras", users, (*Server).listCameras},
+		{"GET", Prefix + "/cameras/{id}", users, (*Server).getCamera},
+		{"POST", Prefix + "/cameras/{id}/channel", users, (*Server).ensureChannel},
+		{"GET", Prefix + "/channels", users, (*Server).listChannels},
+		{"GET", Prefix + "/channels/{id}", users, (*Server).getChannel},
+		{"DELETE", Prefix + "/channels/{id}", users, (*Server).deleteChannel},
+		{"GET", Prefix + "/channels/{id}/recordings", users, (*Server).listRecordings},
+	}
+}
+
+// Route is a method and path pattern of the API, as ServeMux and OpenAPI
+// write it (e.g. GET /api/v1/cameras/{id}).
+type Route struct {
+	Method, Path string
+	// Public routes take no token.
+	Public bool
+}
+
+// Routes lists every route the server registers.
+func Routes() []Route {
+	var out []Route
+	for _, rt := range routeTable() {
+		out = append(out, Route{Method: rt.method, Path: rt.path, Public: rt.access == public})
+	}
+	return out
+}
