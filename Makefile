@@ -15,6 +15,7 @@ all: build
 build:
 	mkdir -p .bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o .bin/hubd ./hubd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o .bin/relay ./relay
 
 setup:
 	scripts/setup.sh
