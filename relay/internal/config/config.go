@@ -3,18 +3,15 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/zipnvr/zipnvr/pkg/yamlconf"
 	"net"
 	"net/url"
 	"os"
 	"regexp"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/zipnvr/zipnvr/relay/internal/auth"
 )
@@ -100,13 +97,8 @@ func Load(path string) (*Config, error) {
 // Parse decodes YAML over the defaults and validates the result.
 func Parse(data []byte) (*Config, error) {
 	cfg := Defaults()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	if err := dec.Decode(new(any)); !errors.Is(err, io.EOF) {
-		return nil, errors.New("more than one YAML document; relay reads one")
+	if err := yamlconf.Decode(data, "relay", &cfg); err != nil {
+		return nil, err
 	}
 	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
