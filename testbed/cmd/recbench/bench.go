@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/zipnvr/zipnvr/testbed/procstat"
 	"net"
 	"net/url"
 	"os"
@@ -34,7 +35,7 @@ func benchOne(ctx context.Context, o *options, bins binaries, n int, dir string,
 	if err != nil {
 		return nil, err
 	}
-	defer cam.stop(stopGrace)
+	defer cam.Stop(stopGrace)
 
 	cfgPath := filepath.Join(runDir, "hubd.yaml")
 	if err := os.WriteFile(cfgPath, []byte(hubdConfig(dataDir, urls, o)), 0o640); err != nil {
@@ -45,15 +46,17 @@ func benchOne(ctx context.Context, o *options, bins binaries, n int, dir string,
 	if err != nil {
 		return nil, err
 	}
-	defer hub.stop(stopGrace)
-	withLog := func(err error) error { return fmt.Errorf("%w\nhubd log (%s):\n%s", err, hubLog, tail(hubLog, 15)) }
+	defer hub.Stop(stopGrace)
+	withLog := func(err error) error {
+		return fmt.Errorf("%w\nhubd log (%s):\n%s", err, hubLog, procstat.Tail(hubLog, 15))
+	}
 
 	client := newStatusClient(filepath.Join(dataDir, "hubd.sock"))
 	if err := waitHubd(ctx, client, hub); err != nil {
 		return nil, withLog(err)
 	}
-	logf("%d streams: hubd pid %d up; warmup %s, then measuring %s", n, hub.pid(), o.warmup, o.duration)
-	m, err := measure(ctx, []*child{hub}, o, hz, func(ctx context.Context) (int, error) {
+	logf("%d streams: hubd pid %d up; warmup %s, then measuring %s", n, hub.PID(), o.warmup, o.duration)
+	m, err := measure(ctx, []*procstat.Child{hub}, o, hz, func(ctx context.Context) (int, error) {
 		st, err := client.status(ctx)
 		if err != nil {
 			return 0, fmt.Errorf("status after warmup: %w", err)
@@ -92,20 +95,20 @@ func benchOne(ctx context.Context, o *options, bins binaries, n int, dir string,
 // runEnd is what is read of hubd as a run stops.
 type runEnd struct {
 	status  *statusReport
-	proc    procStatus // VmHWM, the peak over hubd's whole life, read last
-	exitErr error      // how hubd exited: nil is status 0
+	proc    procstat.Status // VmHWM, the peak over hubd's whole life, read last
+	exitErr error           // how hubd exited: nil is status 0
 }
 
 // stopRun stops the cameras, then hubd. The cameras go first so that
 // nothing arrives between reading bytes_in and hubd's shutdown: everything
 // counted as received is then what hubd had to write, and nothing written
 // is uncounted.
-func stopRun(ctx context.Context, cam, hub *child, client *statusClient) (runEnd, error) {
+func stopRun(ctx context.Context, cam, hub *procstat.Child, client *statusClient) (runEnd, error) {
 	var end runEnd
-	if err := cam.stop(stopGrace); err != nil {
+	if err := cam.Stop(stopGrace); err != nil {
 		return end, fmt.Errorf("stop cameras: %w", err)
 	}
-	if err := sleepCtx(ctx, drainWait); err != nil {
+	if err := procstat.SleepCtx(ctx, drainWait); err != nil {
 		return end, err
 	}
 	var err error
@@ -113,17 +116,17 @@ func stopRun(ctx context.Context, cam, hub *child, client *statusClient) (runEnd
 		return end, fmt.Errorf("final status: %w", err)
 	}
 	// /proc/PID is gone once hubd exits: read VmHWM just before.
-	if end.proc, err = readStatus(hub.pid()); err != nil {
+	if end.proc, err = procstat.ReadStatus(hub.PID()); err != nil {
 		return end, err
 	}
-	end.exitErr = hub.stop(stopGrace)
+	end.exitErr = hub.Stop(stopGrace)
 	return end, nil
 }
 
 // startFakecam starts n simulated cameras on a port of the kernel's choosing
 // (no window for another process to take it) and returns their URLs from the
 // ready line.
-func startFakecam(ctx context.Context, o *options, bin string, n int, runDir string) (*child, []string, error) {
+func startFakecam(ctx context.Context, o *options, bin string, n int, runDir string) (*procstat.Child, []string, error) {
 	logPath := filepath.Join(runDir, "fakecam.log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o640)
 	if err != nil {
@@ -137,12 +140,12 @@ func startFakecam(ctx context.Context, o *options, bin string, n int, runDir str
 	cmd := exec.Command(bin, args...)
 	w := newLineWatcher(logFile, fakecamReadyTag)
 	cmd.Stdout, cmd.Stderr = w, logFile
-	c, err := startChild("fakecam", cmd, logFile)
+	c, err := procstat.StartChild("fakecam", cmd, logFile)
 	if err != nil {
 		return nil, nil, err
 	}
-	fail := func(err error) (*child, []string, error) {
-		_ = c.stop(stopGrace)
+	fail := func(err error) (*procstat.Child, []string, error) {
+		_ = c.Stop(stopGrace)
 		return nil, nil, err
 	}
 	select {
@@ -152,10 +155,10 @@ func startFakecam(ctx context.Context, o *options, bin string, n int, runDir str
 			return fail(err)
 		}
 		return c, urls, nil
-	case <-c.done:
-		return fail(fmt.Errorf("fakecam exited before it was ready: %v\n%s", c.err, tail(logPath, 15)))
+	case <-c.Done():
+		return fail(fmt.Errorf("fakecam exited before it was ready: %v\n%s", c.Err(), procstat.Tail(logPath, 15)))
 	case <-time.After(readyTimeout):
-		return fail(fmt.Errorf("fakecam not ready after %s\n%s", readyTimeout, tail(logPath, 15)))
+		return fail(fmt.Errorf("fakecam not ready after %s\n%s", readyTimeout, procstat.Tail(logPath, 15)))
 	case <-ctx.Done():
 		return fail(ctx.Err())
 	}
@@ -197,31 +200,31 @@ func hubdConfig(dataDir string, urls []string, o *options) string {
 	return b.String()
 }
 
-func startHubd(bin, cfgPath, logPath string) (*child, error) {
+func startHubd(bin, cfgPath, logPath string) (*procstat.Child, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("hubd log: %w", err)
 	}
 	cmd := exec.Command(bin, "run", "-config", cfgPath)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	return startChild("hubd", cmd, logFile)
+	return procstat.StartChild("hubd", cmd, logFile)
 }
 
 // waitHubd waits until hubd answers on its control socket.
-func waitHubd(ctx context.Context, client *statusClient, hub *child) error {
+func waitHubd(ctx context.Context, client *statusClient, hub *procstat.Child) error {
 	deadline := time.Now().Add(hubdUpTimeout)
 	for {
 		_, err := client.status(ctx)
 		if err == nil {
 			return nil
 		}
-		if hub.exited() {
-			return fmt.Errorf("hubd exited at start-up: %v", hub.err)
+		if hub.Exited() {
+			return fmt.Errorf("hubd exited at start-up: %v", hub.Err())
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("hubd did not answer within %s: %w", hubdUpTimeout, err)
 		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+		if err := procstat.SleepCtx(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -242,12 +245,12 @@ type measurement struct {
 // o.duration, sampling RSS every second. connected is asked once, after the
 // warmup, how many cameras are being recorded. Nothing is asked inside the
 // window: answering would cost CPU that recording does not.
-func measure(ctx context.Context, procs []*child, o *options, hz float64, connected func(context.Context) (int, error)) (measurement, error) {
+func measure(ctx context.Context, procs []*procstat.Child, o *options, hz float64, connected func(context.Context) (int, error)) (measurement, error) {
 	m := measurement{maxRSS: make([]int64, len(procs))}
 	sample := func() error {
 		threads := 0
 		for i, p := range procs {
-			ps, err := readStatus(p.pid())
+			ps, err := procstat.ReadStatus(p.PID())
 			if err != nil {
 				return err
 			}
@@ -279,7 +282,7 @@ func measure(ctx context.Context, procs []*child, o *options, hz float64, connec
 	}
 	m.window, m.cpuSeconds = time.Since(start), float64(t1-t0)/hz
 	for _, p := range procs {
-		n, err := openFDs(p.pid())
+		n, err := procstat.OpenFDs(p.PID())
 		if err != nil {
 			return m, err
 		}
@@ -289,10 +292,10 @@ func measure(ctx context.Context, procs []*child, o *options, hz float64, connec
 }
 
 // sumTicks is the utime+stime of all the processes, in clock ticks.
-func sumTicks(procs []*child) (uint64, error) {
+func sumTicks(procs []*procstat.Child) (uint64, error) {
 	var sum uint64
 	for _, p := range procs {
-		t, err := cpuTicks(p.pid())
+		t, err := procstat.CPUTicks(p.PID())
 		if err != nil {
 			return 0, err
 		}
@@ -303,14 +306,14 @@ func sumTicks(procs []*child) (uint64, error) {
 
 // watch calls sample now and every second for d, failing as soon as one of
 // the processes exits: numbers of a dead process mean nothing.
-func watch(ctx context.Context, procs []*child, d time.Duration, sample func() error) error {
-	exited := make(chan *child, len(procs)) // buffered: no goroutine outlives watch for long
+func watch(ctx context.Context, procs []*procstat.Child, d time.Duration, sample func() error) error {
+	exited := make(chan *procstat.Child, len(procs)) // buffered: no goroutine outlives watch for long
 	quit := make(chan struct{})
 	defer close(quit)
 	for _, p := range procs {
 		go func() {
 			select {
-			case <-p.done:
+			case <-p.Done():
 				exited <- p
 			case <-quit:
 			}
@@ -328,7 +331,7 @@ func watch(ctx context.Context, procs []*child, d time.Duration, sample func() e
 		case <-ctx.Done():
 			return ctx.Err()
 		case p := <-exited:
-			return fmt.Errorf("%s exited: %v", p.name, p.err)
+			return fmt.Errorf("%s exited: %v", p.Name(), p.Err())
 		case <-end.C:
 			return nil
 		case <-tick.C:

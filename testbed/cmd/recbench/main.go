@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/zipnvr/zipnvr/testbed/procstat"
 	"io"
 	"os"
 	"os/exec"
@@ -179,7 +180,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			logf("ffmpeg not on PATH: no reference measurement (-ref)")
 		}
 	}
-	hz := clockTicks()
+	hz := procstat.ClockTicks()
 	var results []*result
 	for _, n := range o.counts {
 		res, err := benchOne(ctx, o, bins, n, dir, hz, logf)

@@ -3,15 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"github.com/zipnvr/zipnvr/testbed/procstat"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
-	"time"
 )
 
 // binaries are the programs a run starts.
@@ -24,7 +21,7 @@ func resolveBinaries(ctx context.Context, o *options, dir string, logf func(stri
 	if b.hubd != "" && b.fakecam != "" {
 		return b, nil
 	}
-	root, err := moduleRoot(ctx)
+	root, err := procstat.ModuleRoot(ctx)
 	if err != nil {
 		return b, err
 	}
@@ -45,103 +42,6 @@ func resolveBinaries(ctx context.Context, o *options, dir string, logf func(stri
 		*t.bin = out
 	}
 	return b, nil
-}
-
-// moduleRoot is the directory of the go.mod `go env GOMOD` names.
-func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("not inside the zipnvr module: run from the repository or pass -hubd and -fakecam")
-	}
-	return filepath.Dir(gomod), nil
-}
-
-// child is a process recbench started. stop is idempotent, so every exit
-// path can defer it and no process outlives a run.
-type child struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the process is reaped
-	err  error         // Wait's result; read after done
-	once sync.Once
-}
-
-// startChild starts cmd; logs are the files it writes to, closed once it has
-// exited.
-func startChild(name string, cmd *exec.Cmd, logs ...*os.File) (*child, error) {
-	// Pdeathsig kills the child if recbench dies without running its defers
-	// (SIGKILL, second Ctrl-C), so no camera or hubd is left behind.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		for _, f := range logs {
-			f.Close()
-		}
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		c.err = cmd.Wait()
-		for _, f := range logs {
-			f.Close()
-		}
-		close(c.done)
-	}()
-	return c, nil
-}
-
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
-func (c *child) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM, waits up to grace for the exit, then SIGKILLs. It
-// returns how the process ended: nil is exit status 0.
-func (c *child) stop(grace time.Duration) error {
-	return c.stopWith(syscall.SIGTERM, grace)
-}
-
-// stopWith is stop with another signal than SIGTERM. Only the first stop or
-// stopWith signals; later calls wait and return the same result.
-func (c *child) stopWith(sig syscall.Signal, grace time.Duration) error {
-	c.once.Do(func() {
-		if c.exited() {
-			return
-		}
-		_ = c.cmd.Process.Signal(sig)
-		select {
-		case <-c.done:
-		case <-time.After(grace):
-			_ = c.cmd.Process.Kill()
-			<-c.done
-			c.err = fmt.Errorf("did not exit within %s of %s: killed", grace, sigName(sig))
-		}
-	})
-	<-c.done
-	if c.err != nil {
-		return fmt.Errorf("%s: %w", c.name, c.err)
-	}
-	return nil
-}
-
-// sigName spells the signals recbench sends the way their man pages do.
-func sigName(sig syscall.Signal) string {
-	switch sig {
-	case syscall.SIGINT:
-		return "SIGINT"
-	case syscall.SIGTERM:
-		return "SIGTERM"
-	}
-	return sig.String()
 }
 
 // lineWatcher is a child's stdout: it copies everything to a log file and
@@ -179,31 +79,5 @@ func (w *lineWatcher) Write(p []byte) (int, error) {
 			w.ready <- line
 			return len(p), nil
 		}
-	}
-}
-
-// tail returns the last n lines of a log file, to put a dead child's last
-// words into the error.
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// sleepCtx sleeps d unless ctx ends first.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

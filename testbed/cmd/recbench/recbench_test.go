@@ -8,36 +8,6 @@ import (
 	"testing"
 )
 
-func TestParseStatTicks(t *testing.T) {
-	// A command name with spaces and parentheses must not shift the fields.
-	stat := "4242 (hu d) (x)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 170 42 0 0 20 0 9 0 100 1000 500"
-	got, err := parseStatTicks([]byte(stat))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != 212 {
-		t.Fatalf("ticks = %d, want 170+42", got)
-	}
-	if _, err := parseStatTicks([]byte("4242 (hubd) S 1")); err == nil {
-		t.Fatal("truncated stat accepted")
-	}
-}
-
-func TestParseStatus(t *testing.T) {
-	s := "Name:\thubd\nVmHWM:\t   20480 kB\nVmRSS:\t   18432 kB\nThreads:\t9\n"
-	got, err := parseStatus(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := procStatus{RSS: 18432 << 10, HWM: 20480 << 10, Threads: 9}
-	if got != want {
-		t.Fatalf("got %+v, want %+v", got, want)
-	}
-	if _, err := parseStatus("Name:\thubd\n"); err == nil {
-		t.Fatal("status without memory lines accepted")
-	}
-}
-
 func TestParseCounts(t *testing.T) {
 	got, err := parseCounts("1, 4,16")
 	if err != nil || !reflect.DeepEqual(got, []int{1, 4, 16}) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/zipnvr/zipnvr/testbed/procstat"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,9 +103,9 @@ func refOne(ctx context.Context, o *options, bins binaries, ffmpeg string, n int
 	if err != nil {
 		return nil, err
 	}
-	defer cam.stop(stopGrace)
+	defer cam.Stop(stopGrace)
 
-	var procs []*child
+	var procs []*procstat.Child
 	defer func() { stopAll(procs, syscall.SIGINT, stopGrace) }()
 	var logs []string
 	for i, u := range urls {
@@ -120,7 +121,7 @@ func refOne(ctx context.Context, o *options, bins binaries, ffmpeg string, n int
 		}
 		cmd := exec.Command(ffmpeg, ffmpegArgs(u, camDir, o)...)
 		cmd.Stdout, cmd.Stderr = logFile, logFile
-		p, err := startChild("ffmpeg "+id, cmd, logFile)
+		p, err := procstat.StartChild("ffmpeg "+id, cmd, logFile)
 		if err != nil {
 			return nil, err
 		}
@@ -128,7 +129,7 @@ func refOne(ctx context.Context, o *options, bins binaries, ffmpeg string, n int
 	}
 	withLogs := func(err error) error {
 		for _, l := range logs {
-			if t := tail(l, 5); t != "" {
+			if t := procstat.Tail(l, 5); t != "" {
 				err = fmt.Errorf("%w\n%s:\n%s", err, l, t)
 			}
 		}
@@ -136,7 +137,7 @@ func refOne(ctx context.Context, o *options, bins binaries, ffmpeg string, n int
 	}
 	pids := make([]string, len(procs))
 	for i, p := range procs {
-		pids[i] = strconv.Itoa(p.pid())
+		pids[i] = strconv.Itoa(p.PID())
 	}
 	logf("%d streams: reference (%s) pids %s up; warmup %s, then measuring %s", n, refLabel, strings.Join(pids, ","), o.warmup, o.duration)
 	m, err := measure(ctx, procs, o, hz, func(context.Context) (int, error) { return camerasWriting(outDir, n) })
@@ -147,7 +148,7 @@ func refOne(ctx context.Context, o *options, bins binaries, ffmpeg string, n int
 	// /proc/PID is gone once ffmpeg exits: read VmHWM just before.
 	peaks := make([]int64, len(procs))
 	for i, p := range procs {
-		ps, err := readStatus(p.pid())
+		ps, err := procstat.ReadStatus(p.PID())
 		if err != nil {
 			return nil, withLogs(err)
 		}
@@ -171,7 +172,7 @@ func refOne(ctx context.Context, o *options, bins binaries, ffmpeg string, n int
 		status, ok := ffmpegExit(err)
 		ref.Exits = append(ref.Exits, status)
 		if !ok {
-			ref.Problems = append(ref.Problems, fmt.Sprintf("%s: %s\n%s:\n%s", procs[i].name, status, logs[i], tail(logs[i], 5)))
+			ref.Problems = append(ref.Problems, fmt.Sprintf("%s: %s\n%s:\n%s", procs[i].Name(), status, logs[i], procstat.Tail(logs[i], 5)))
 		}
 	}
 
@@ -191,11 +192,11 @@ func refOne(ctx context.Context, o *options, bins binaries, ffmpeg string, n int
 
 // stopAll stops the processes at once, each with sig then SIGKILL after
 // grace, and returns how each ended.
-func stopAll(procs []*child, sig syscall.Signal, grace time.Duration) []error {
+func stopAll(procs []*procstat.Child, sig syscall.Signal, grace time.Duration) []error {
 	errs := make([]error, len(procs))
 	var wg sync.WaitGroup
 	for i, p := range procs {
-		wg.Go(func() { errs[i] = p.stopWith(sig, grace) })
+		wg.Go(func() { errs[i] = p.StopWith(sig, grace) })
 	}
 	wg.Wait()
 	return errs

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"github.com/zipnvr/zipnvr/testbed/procstat"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -146,9 +147,9 @@ func TestReportReference(t *testing.T) {
 
 func TestStopAllKillsAfterGrace(t *testing.T) {
 	// One process stops on SIGINT, one ignores it and is killed after grace.
-	var procs []*child
+	var procs []*procstat.Child
 	for _, script := range []string{"exec sleep 30", `trap "" INT; exec sleep 30`} {
-		c, err := startChild("sh", exec.Command("sh", "-c", script))
+		c, err := procstat.StartChild("sh", exec.Command("sh", "-c", script))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/zipnvr/zipnvr/testbed/procstat"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -69,7 +70,7 @@ type verdict struct {
 	format string  // of Value and Limit on the budget line
 }
 
-func newResult(n int, m measurement, ps procStatus, st *statusReport, du diskUsage, exitErr error) *result {
+func newResult(n int, m measurement, ps procstat.Status, st *statusReport, du diskUsage, exitErr error) *result {
 	r := &result{
 		Streams:       n,
 		WindowSeconds: m.window.Seconds(),

@@ -1,4 +1,6 @@
-package main
+// Package procstat reads a process's CPU time, memory and file descriptors
+// from /proc, for the benchmarks that measure hubd from outside.
+package procstat
 
 import (
 	"bytes"
@@ -10,9 +12,9 @@ import (
 	"strings"
 )
 
-// clockTicks is the unit of utime/stime in /proc/PID/stat (USER_HZ). It is
+// ClockTicks is the unit of utime/stime in /proc/PID/stat (USER_HZ). It is
 // 100 on every Linux we run on; getconf is asked once in case it is not.
-func clockTicks() float64 {
+func ClockTicks() float64 {
 	out, err := exec.Command("getconf", "CLK_TCK").Output()
 	if err != nil {
 		return 100
@@ -24,19 +26,19 @@ func clockTicks() float64 {
 	return hz
 }
 
-// cpuTicks is utime+stime of a process, all its threads, in clock ticks.
-func cpuTicks(pid int) (uint64, error) {
+// CPUTicks is utime+stime of a process, all its threads, in clock ticks.
+func CPUTicks(pid int) (uint64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, fmt.Errorf("read cpu time: %w", err)
 	}
-	return parseStatTicks(data)
+	return ParseStatTicks(data)
 }
 
-// parseStatTicks sums fields 14 (utime) and 15 (stime) of /proc/PID/stat.
+// ParseStatTicks sums fields 14 (utime) and 15 (stime) of /proc/PID/stat.
 // The command name, field 2, is in parentheses and may itself hold spaces
 // and parentheses, so fields are counted from the last ')'.
-func parseStatTicks(data []byte) (uint64, error) {
+func ParseStatTicks(data []byte) (uint64, error) {
 	i := bytes.LastIndexByte(data, ')')
 	if i < 0 {
 		return 0, fmt.Errorf("malformed /proc stat: %q", data)
@@ -53,22 +55,22 @@ func parseStatTicks(data []byte) (uint64, error) {
 	return utime + stime, nil
 }
 
-// procStatus is what recbench reads from /proc/PID/status.
-type procStatus struct {
+// Status is what /proc/PID/status says of memory and threads.
+type Status struct {
 	RSS, HWM int64 // VmRSS now and VmHWM (peak over the process's life), bytes
 	Threads  int
 }
 
-func readStatus(pid int) (procStatus, error) {
+func ReadStatus(pid int) (Status, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return procStatus{}, fmt.Errorf("read memory status: %w", err)
+		return Status{}, fmt.Errorf("read memory status: %w", err)
 	}
-	return parseStatus(string(data))
+	return ParseStatus(string(data))
 }
 
-func parseStatus(s string) (procStatus, error) {
-	var st procStatus
+func ParseStatus(s string) (Status, error) {
+	var st Status
 	var seen int
 	for _, line := range strings.Split(s, "\n") {
 		key, val, ok := strings.Cut(line, ":")
@@ -98,8 +100,8 @@ func parseStatus(s string) (procStatus, error) {
 	return st, nil
 }
 
-// openFDs counts the process's open file descriptors.
-func openFDs(pid int) (int, error) {
+// OpenFDs counts the process's open file descriptors.
+func OpenFDs(pid int) (int, error) {
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
 		return 0, fmt.Errorf("count open fds: %w", err)
