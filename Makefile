@@ -51,9 +51,11 @@ fuzz:
 	$(GO) test ./relay/internal/media -run XXX -fuzz FuzzKey -fuzztime $(FUZZTIME)
 
 # Records N simulated 720p25 2 Mbit/s cameras for 60 s and prints CPU per
-# stream, peak RSS and write amplification (see README, Performance).
+# stream, peak RSS and write amplification; then drains a 1 GiB upload
+# backlog through the relay and compares with aws s3 cp (README, Performance).
 bench: setup
 	$(GO) run ./testbed/cmd/recbench -n 1,4 -duration 60s
+	$(GO) run ./testbed/cmd/drainbench -aws /usr/bin/aws
 
 clean:
 	rm -rf .bin .run dist
