@@ -116,7 +116,7 @@ func NewSource(cam camera.Camera, syntax camera.Syntax, log *slog.Logger) (inges
 	}
 	switch u.Scheme {
 	case "rtsp", "rtsps":
-		return ingest.NewRTSP(ingest.RTSPConfig{URL: u, Transport: cam.Transport, Logger: log}), nil
+		return ingest.NewRTSP(ingest.RTSPConfig{URL: u, Transport: cam.Transport, ReadBatchBytes: 8 << 10, Logger: log}), nil
 	case "http", "https":
 		return ingest.NewMJPEG(ingest.MJPEGConfig{URL: u, Logger: log}), nil
 	}
