@@ -94,6 +94,10 @@ type Ring struct {
 	// closedCh is closed and replaced each time a segment closes, so any
 	// number of waiters (the uploader) wake without polling.
 	closedCh chan struct{}
+	// pinned segments are being uploaded: evicted only when nothing else
+	// can go. lostPinned are those evicted anyway; they count as lost until
+	// their upload completes (the open file still reads).
+	pinned, lostPinned map[uint64]bool
 }
 
 type entry struct {
@@ -137,7 +141,8 @@ func Open(cfg Config) (*Ring, error) {
 		}
 		return nil, fmt.Errorf("open index: %w", err)
 	}
-	r := &Ring{cfg: cfg, db: db, log: cfg.Logger.With("component", "ring"), open: map[uint64]int64{}, closedCh: make(chan struct{})}
+	r := &Ring{cfg: cfg, db: db, log: cfg.Logger.With("component", "ring"), open: map[uint64]int64{}, closedCh: make(chan struct{}),
+		pinned: map[uint64]bool{}, lostPinned: map[uint64]bool{}}
 	r.stats.MaxBytes = cfg.MaxBytes
 	if err := r.recover(); err != nil {
 		db.Close()
@@ -335,13 +340,21 @@ func (r *Ring) evictLocked() {
 	for r.used > r.cfg.MaxBytes {
 		idx := -1
 		for i, e := range r.closed {
-			if e.uploaded {
+			if e.uploaded && !r.pinned[e.id] {
 				idx = i
 				break
 			}
 		}
+		for i, e := range r.closed {
+			if idx >= 0 {
+				break
+			}
+			if !r.pinned[e.id] {
+				idx = i
+			}
+		}
 		if idx < 0 && len(r.closed) > 0 {
-			idx = 0
+			idx = 0 // only segments being uploaded are left
 		}
 		if idx < 0 {
 			if !r.warnedFull {
@@ -383,6 +396,9 @@ func (r *Ring) evict(e *entry) error {
 	}
 	removeEmptyParents(filepath.Dir(r.abs(e.path)), r.abs(SegmentsDir))
 	r.stats.Evicted++
+	if r.pinned[e.id] {
+		r.lostPinned[e.id] = true
+	}
 	if e.uploaded {
 		r.log.Debug("evicted uploaded segment", "path", e.path, "bytes", e.bytes)
 	} else {
@@ -393,7 +409,10 @@ func (r *Ring) evict(e *entry) error {
 	return nil
 }
 
-func incr(tx *bolt.Tx, k []byte) error {
+func incr(tx *bolt.Tx, k []byte) error { return add(tx, k, 1) }
+
+// add changes a persisted counter by d.
+func add(tx *bolt.Tx, k []byte, d int64) error {
 	b, err := tx.CreateBucketIfNotExists(bucketMeta)
 	if err != nil {
 		return err
@@ -403,18 +422,36 @@ func incr(tx *bolt.Tx, k []byte) error {
 		n = binary.BigEndian.Uint64(v)
 	}
 	v := make([]byte, 8)
-	binary.BigEndian.PutUint64(v, n+1)
+	binary.BigEndian.PutUint64(v, uint64(int64(n)+d))
 	return b.Put(k, v)
 }
 
+// Pin marks a segment as being uploaded: eviction takes others first.
+func (r *Ring) Pin(id uint64) {
+	r.mu.Lock()
+	r.pinned[id] = true
+	r.mu.Unlock()
+}
+
+// Unpin ends Pin.
+func (r *Ring) Unpin(id uint64) {
+	r.mu.Lock()
+	delete(r.pinned, id)
+	delete(r.lostPinned, id)
+	r.mu.Unlock()
+}
+
+var errGone = errors.New("segment is no longer in the index")
+
 // MarkUploaded records that a segment reached the cloud, which makes it the
-// first to go when the ring needs room.
+// first to go when the ring needs room. A pinned segment the ring had to
+// evict during its upload is no longer lost: it is taken off that count.
 func (r *Ring) MarkUploaded(id uint64) error {
 	err := r.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSegments)
 		v := b.Get(key(id))
 		if v == nil {
-			return fmt.Errorf("segment %d is not in the index", id)
+			return errGone
 		}
 		var s Segment
 		if err := json.Unmarshal(v, &s); err != nil {
@@ -423,6 +460,23 @@ func (r *Ring) MarkUploaded(id uint64) error {
 		s.State = Uploaded
 		return putSegment(b, &s)
 	})
+	if errors.Is(err, errGone) {
+		r.mu.Lock()
+		lost := r.lostPinned[id]
+		delete(r.lostPinned, id)
+		r.mu.Unlock()
+		if !lost {
+			return fmt.Errorf("mark segment %d uploaded: %w", id, err)
+		}
+		if err := r.db.Update(func(tx *bolt.Tx) error { return add(tx, keyEvictedLost, -1) }); err != nil {
+			return fmt.Errorf("mark segment %d uploaded: %w", id, err)
+		}
+		r.mu.Lock()
+		r.stats.EvictedBeforeUpload--
+		r.mu.Unlock()
+		r.log.Info("a segment evicted during its upload reached the cloud after all", "id", id)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("mark segment %d uploaded: %w", id, err)
 	}

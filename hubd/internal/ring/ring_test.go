@@ -259,3 +259,40 @@ func TestMD5PendingAndCloseNotice(t *testing.T) {
 		t.Errorf("after repair, Pending = %+v, want 2 oldest first", pending)
 	}
 }
+
+// TestPinnedSegmentsAreEvictedLast: a segment being uploaded goes only when
+// nothing else can, and if it goes and its upload then completes, it is
+// taken off the evicted-before-upload count.
+func TestPinnedSegmentsAreEvictedLast(t *testing.T) {
+	r := open(t, t.TempDir(), 1000)
+	defer r.Close()
+	chunk := bytes.Repeat([]byte{1}, 300)
+	for i := 0; i < 3; i++ {
+		write(t, r, "cam1", i, chunk, true)
+	}
+	segs, _ := r.List("")
+	r.Pin(segs[0].ID)                   // the oldest is uploading
+	write(t, r, "cam1", 3, chunk, true) // 1200 bytes: one must go
+	left, _ := r.List("")
+	if left[0].ID != segs[0].ID || len(left) != 3 {
+		t.Fatalf("evicted the pinned segment while others could go: %+v", left)
+	}
+	r.Pin(left[1].ID)
+	r.Pin(left[2].ID)
+	r.Pin(segs[0].ID)
+	// Only pinned segments left: the oldest goes anyway, counted as lost...
+	write(t, r, "cam1", 4, chunk, true)
+	if st := r.Stats(); st.EvictedBeforeUpload != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	// ...until its upload completes.
+	if err := r.MarkUploaded(segs[0].ID); err != nil {
+		t.Fatalf("MarkUploaded of a pinned segment evicted under its upload: %v", err)
+	}
+	if st := r.Stats(); st.EvictedBeforeUpload != 1 {
+		t.Errorf("evicted before upload = %d after its upload completed, want 1", st.EvictedBeforeUpload)
+	}
+	if err := r.MarkUploaded(99); err == nil {
+		t.Error("MarkUploaded of an unknown segment succeeded")
+	}
+}

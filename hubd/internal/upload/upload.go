@@ -40,6 +40,10 @@ type Ring interface {
 	Pending(limit int) ([]ring.Segment, error)
 	MarkUploaded(id uint64) error
 	Closed() <-chan struct{}
+	// Pin keeps a segment from eviction while it uploads, unless nothing
+	// else can make room.
+	Pin(id uint64)
+	Unpin(id uint64)
 }
 
 // ErrRefused marks an answer about this segment that retrying soon will
@@ -216,6 +220,8 @@ func (u *Uploader) upload(ctx context.Context, s ring.Segment) (err error) {
 			u.mu.Unlock()
 		}
 	}()
+	u.cfg.Ring.Pin(s.ID)
+	defer u.cfg.Ring.Unpin(s.ID)
 	g, err := u.cfg.Relay.Presign(ctx, s)
 	if err != nil {
 		return fmt.Errorf("presign %s: %w", s.Path, err)
