@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -17,7 +16,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -55,7 +53,7 @@ func TestKill9DuringUpload(t *testing.T) {
 	}
 	s3 := testbed.S3Server(t)
 	u, _ := url.Parse(s3.Endpoint)
-	uplink := startThrottle(t, u.Host)
+	uplink := testbed.StartThrottle(t, u.Host)
 	view := *s3
 	view.Endpoint = "http://" + uplink.Addr() // the URLs the relay signs go through the throttle
 	relay := testbed.StartRelay(t, testbed.RelayOptions{S3: &view})
@@ -122,9 +120,9 @@ func TestKill9DuringUpload(t *testing.T) {
 
 	// 1. Mid-PUT.
 	uplink.SetLimit(64 << 10)
-	mark := uplink.up.Load()
+	mark := uplink.Delivered()
 	cmd := start()
-	await(30*time.Second, "PUT underway", func() bool { return uplink.up.Load()-mark >= 48<<10 })
+	await(30*time.Second, "PUT underway", func() bool { return uplink.Delivered()-mark >= 48<<10 })
 	kill(cmd, "mid-PUT")
 	uplink.SetLimit(0)
 	// The cut PUT left no partial object: each object is a whole segment.
@@ -409,138 +407,5 @@ func (rt *relayTap) wait(r *http.Request) {
 	select {
 	case <-r.Context().Done():
 	case <-time.After(time.Minute):
-	}
-}
-
-// throttle is a TCP proxy whose client-to-server direction can be slowed
-// to a limit per connection: a slow uplink. It reads ahead from the client
-// and delivers at the limit; a client that goes away with a request not
-// yet delivered cuts the server's connection (reset) rather than handing
-// it the rest, as a dropped uplink would. (A copy of the one in
-// hubd/internal/hub's outage tests: test files cannot share code across
-// packages.)
-type throttle struct {
-	ln    net.Listener
-	to    string
-	limit atomic.Int64 // bytes per second and connection; 0: unlimited
-	up    atomic.Int64 // bytes delivered to the server
-
-	mu    sync.Mutex
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
-}
-
-func startThrottle(t testing.TB, to string) *throttle {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &throttle{ln: ln, to: to, conns: map[net.Conn]bool{}}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.wg.Add(1)
-			go func() { defer p.wg.Done(); p.serve(c) }()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *throttle) Addr() string { return p.ln.Addr().String() }
-
-// SetLimit sets the uplink in bytes per second and connection (0: none).
-func (p *throttle) SetLimit(n int64) { p.limit.Store(n) }
-
-func (p *throttle) track(c net.Conn, on bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if on {
-		p.conns[c] = true
-	} else {
-		delete(p.conns, c)
-	}
-}
-
-func (p *throttle) serve(c net.Conn) {
-	defer c.Close()
-	s, err := net.Dial("tcp", p.to)
-	if err != nil {
-		return
-	}
-	defer s.Close()
-	p.track(c, true)
-	p.track(s, true)
-	defer p.track(c, false)
-	defer p.track(s, false)
-
-	go func() { io.Copy(c, s); c.Close() }()
-
-	chunks := make(chan []byte, 1<<14)
-	gone := make(chan struct{})
-	go func() {
-		defer close(gone)
-		for {
-			b := make([]byte, 32<<10)
-			n, err := c.Read(b)
-			if n > 0 {
-				chunks <- b[:n]
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	cut := func() {
-		if tc, ok := s.(*net.TCPConn); ok {
-			tc.SetLinger(0)
-		}
-	}
-	for {
-		select {
-		case b := <-chunks:
-			for len(b) > 0 {
-				lim := p.limit.Load()
-				n := len(b)
-				if lim > 0 {
-					n = min(n, max(int(lim/20), 1))
-				}
-				if _, err := s.Write(b[:n]); err != nil {
-					return
-				}
-				p.up.Add(int64(n))
-				b = b[n:]
-				if lim > 0 {
-					select {
-					case <-gone:
-						if len(b) > 0 || len(chunks) > 0 {
-							cut()
-						}
-						return
-					case <-time.After(50 * time.Millisecond):
-					}
-				}
-			}
-		case <-gone:
-			if len(chunks) > 0 {
-				cut()
-				return
-			}
-			s.(*net.TCPConn).CloseWrite()
-			return
-		}
 	}
 }

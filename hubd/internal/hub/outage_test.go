@@ -11,7 +11,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,8 +54,8 @@ const frame = 40 * time.Millisecond
 type uplinkBed struct {
 	t       *testing.T
 	s3      *testbed.S3
-	relayS3 *testbed.S3 // S3 as the relay sees it: through proxy when there is one
-	proxy   *throttle   // nil unless asked for
+	relayS3 *testbed.S3       // S3 as the relay sees it: through proxy when there is one
+	proxy   *testbed.Throttle // nil unless asked for
 	relay   *testbed.Relay
 	p       testbed.Provisioned
 	cams    *fakecam.Server
@@ -87,7 +85,7 @@ func newUplinkBed(t *testing.T, o bedOptions) *uplinkBed {
 	b.relayS3 = b.s3
 	if o.Throttle {
 		u, _ := url.Parse(b.s3.Endpoint)
-		b.proxy = startThrottle(t, u.Host)
+		b.proxy = testbed.StartThrottle(t, u.Host)
 		view := *b.s3
 		view.Endpoint = "http://" + b.proxy.Addr()
 		b.relayS3 = &view
@@ -770,135 +768,4 @@ func call(t *testing.T, base, method, path, auth, body string) (int, string) {
 		return resp.StatusCode, ""
 	}
 	return resp.StatusCode, e.Error
-}
-
-// throttle is a TCP proxy whose client-to-server direction can be slowed
-// to a limit per connection: a slow uplink. It reads ahead from the client
-// and delivers at the limit; a client that goes away with a request not
-// yet delivered cuts the server's connection (reset) rather than handing
-// it the rest, as a dropped uplink would.
-type throttle struct {
-	ln    net.Listener
-	to    string
-	limit atomic.Int64 // bytes per second and connection; 0: unlimited
-	up    atomic.Int64 // bytes delivered to the server
-
-	mu    sync.Mutex
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
-}
-
-func startThrottle(t testing.TB, to string) *throttle {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &throttle{ln: ln, to: to, conns: map[net.Conn]bool{}}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.wg.Add(1)
-			go func() { defer p.wg.Done(); p.serve(c) }()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *throttle) Addr() string { return p.ln.Addr().String() }
-
-// SetLimit sets the uplink in bytes per second and connection (0: none).
-func (p *throttle) SetLimit(n int64) { p.limit.Store(n) }
-
-func (p *throttle) track(c net.Conn, on bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if on {
-		p.conns[c] = true
-	} else {
-		delete(p.conns, c)
-	}
-}
-
-func (p *throttle) serve(c net.Conn) {
-	defer c.Close()
-	s, err := net.Dial("tcp", p.to)
-	if err != nil {
-		return
-	}
-	defer s.Close()
-	p.track(c, true)
-	p.track(s, true)
-	defer p.track(c, false)
-	defer p.track(s, false)
-
-	go func() { io.Copy(c, s); c.Close() }()
-
-	chunks := make(chan []byte, 1<<14)
-	gone := make(chan struct{})
-	go func() {
-		defer close(gone)
-		for {
-			b := make([]byte, 32<<10)
-			n, err := c.Read(b)
-			if n > 0 {
-				chunks <- b[:n]
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	cut := func() {
-		if tc, ok := s.(*net.TCPConn); ok {
-			tc.SetLinger(0)
-		}
-	}
-	for {
-		select {
-		case b := <-chunks:
-			for len(b) > 0 {
-				lim := p.limit.Load()
-				n := len(b)
-				if lim > 0 {
-					n = min(n, max(int(lim/20), 1))
-				}
-				if _, err := s.Write(b[:n]); err != nil {
-					return
-				}
-				p.up.Add(int64(n))
-				b = b[n:]
-				if lim > 0 {
-					select {
-					case <-gone:
-						if len(b) > 0 || len(chunks) > 0 {
-							cut()
-						}
-						return
-					case <-time.After(50 * time.Millisecond):
-					}
-				}
-			}
-		case <-gone:
-			if len(chunks) > 0 {
-				cut()
-				return
-			}
-			s.(*net.TCPConn).CloseWrite()
-			return
-		}
-	}
 }
