@@ -65,9 +65,15 @@ func startHub(t *testing.T, cameras string) *running {
 // startHubWith runs a hub with extra top-level YAML (e.g. a relay section).
 func startHubWith(t *testing.T, extra string, segmentSeconds int, cameras string) *running {
 	t.Helper()
+	return startHubRing(t, "1GiB", extra, segmentSeconds, cameras)
+}
+
+// startHubRing runs a hub with a ring size and extra top-level YAML.
+func startHubRing(t *testing.T, ringBytes, extra string, segmentSeconds int, cameras string) *running {
+	t.Helper()
 	dir := t.TempDir()
-	yaml := fmt.Sprintf("hub: {id: test, data_dir: %q, ring_bytes: 1GiB}\nrecording: {segment_seconds: %d}\n%scameras:\n%s",
-		dir, segmentSeconds, extra, cameras)
+	yaml := fmt.Sprintf("hub: {id: test, data_dir: %q, ring_bytes: %s}\nrecording: {segment_seconds: %d}\n%scameras:\n%s",
+		dir, ringBytes, segmentSeconds, extra, cameras)
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
@@ -90,7 +96,7 @@ func startHubWith(t *testing.T, extra string, segmentSeconds int, cameras string
 	t.Cleanup(func() {
 		r.stop()
 		if t.Failed() {
-			t.Logf("hubd log:\n%s", logs)
+			t.Logf("hubd log:\n%s", tailString(logs.String(), 20000))
 		}
 	})
 	return r

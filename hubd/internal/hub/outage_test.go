@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zipnvr/zipnvr/hubd/internal/config"
 	"github.com/zipnvr/zipnvr/hubd/internal/control"
 	"github.com/zipnvr/zipnvr/hubd/internal/hub"
 	"github.com/zipnvr/zipnvr/hubd/internal/ring"
@@ -109,40 +107,6 @@ func newUplinkBed(t *testing.T, o bedOptions) *uplinkBed {
 	}
 	b.r = startHubRing(t, o.RingBytes, fmt.Sprintf("relay: {url: %q, credential: %q}\n", b.relay.URL, b.p.HubCredential), 2, cameras)
 	return b
-}
-
-// startHubRing is startHubWith with a ring size.
-func startHubRing(t *testing.T, ringBytes, extra string, segmentSeconds int, cameras string) *running {
-	t.Helper()
-	dir := t.TempDir()
-	yaml := fmt.Sprintf("hub: {id: test, data_dir: %q, ring_bytes: %s}\nrecording: {segment_seconds: %d}\n%scameras:\n%s",
-		dir, ringBytes, segmentSeconds, extra, cameras)
-	cfg, err := config.Parse([]byte(yaml))
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, yaml)
-	}
-	logs := &logBuf{}
-	h, err := hub.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	r := &running{t: t, dir: dir, hub: h, logs: logs}
-	var once sync.Once
-	var err2 error
-	r.stop = func() error {
-		once.Do(func() { cancel(); err2 = <-done })
-		return err2
-	}
-	t.Cleanup(func() {
-		r.stop()
-		if t.Failed() {
-			t.Logf("hubd log:\n%s", tailString(logs.String(), 20000))
-		}
-	})
-	return r
 }
 
 func tailString(s string, n int) string {
