@@ -92,7 +92,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 func refusal(err error) error {
 	var e *Error
 	if errors.As(err, &e) && (e.Status == http.StatusForbidden || e.Status == http.StatusNotFound || e.Status == http.StatusConflict || e.Status == http.StatusBadRequest) {
-		return fmt.Errorf("%w: %v", upload.ErrRefused, err)
+		return fmt.Errorf("%w: %w", upload.ErrRefused, err)
 	}
 	return err
 }
