@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -29,6 +30,35 @@ func TestMain(m *testing.M) {
 	os.Exit(testbed.RunInNetNS(m))
 }
 
+// startHubd starts the test binary as `hubd run -config cfgPath`, its
+// output to out; it dies with the test binary.
+func startHubd(t *testing.T, cfgPath string, out io.Writer) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "run", "-config", cfgPath)
+	cmd.Env = append(os.Environ(), "HUBD_TEST_MAIN=1")
+	cmd.Stderr, cmd.Stdout = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+// writeHubdConfig writes head plus one TCP camera per id of srv into
+// dir/hubd.yaml and returns its path.
+func writeHubdConfig(t *testing.T, dir, head string, srv *fakecam.Server, cams []string) string {
+	t.Helper()
+	cfg := head + "cameras:\n"
+	for _, c := range cams {
+		cfg += fmt.Sprintf("  - id: %s\n    streams: {high: %q}\n    transport: tcp\n", c, srv.URL(c))
+	}
+	p := filepath.Join(dir, "hubd.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestKill9 kills hubd with SIGKILL at random moments (during start-up and
 // recovery too) and checks after each kill that a restart finds index and
 // files in agreement, every segment playable, and at most the fragment in
@@ -51,14 +81,8 @@ func TestKill9(t *testing.T) {
 	defer srv.Close()
 
 	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "hubd.yaml")
-	cfg := fmt.Sprintf("hub: {id: crash, data_dir: %q, ring_bytes: 1GiB}\nrecording: {segment_seconds: 3, fragment_seconds: 1}\ncameras:\n", filepath.Join(dir, "data"))
-	for _, c := range cams {
-		cfg += fmt.Sprintf("  - id: %s\n    streams: {high: %q}\n    transport: tcp\n", c, srv.URL(c))
-	}
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeHubdConfig(t, dir, fmt.Sprintf("hub: {id: crash, data_dir: %q, ring_bytes: 1GiB}\nrecording: {segment_seconds: 3, fragment_seconds: 1}\n",
+		filepath.Join(dir, "data")), srv, cams)
 	logPath := filepath.Join(dir, "hubd.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -70,13 +94,7 @@ func TestKill9(t *testing.T) {
 	checked := map[string]bool{}
 	var worst time.Duration
 	for i := 0; i < kills; i++ {
-		cmd := exec.Command(os.Args[0], "run", "-config", cfgPath)
-		cmd.Env = append(os.Environ(), "HUBD_TEST_MAIN=1")
-		cmd.Stderr, cmd.Stdout = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd := startHubd(t, cfgPath, logf)
 		// Mostly mid-recording, sometimes during start-up and repair.
 		life := time.Duration(200+rng.IntN(4800)) * time.Millisecond
 		time.Sleep(life)

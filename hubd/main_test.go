@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -71,14 +70,8 @@ func TestRecordingsWhileRunningAndAfter(t *testing.T) {
 	os.WriteFile(cfg, []byte(fmt.Sprintf("hub: {id: cli, data_dir: %q}\nrecording: {segment_seconds: 2}\ncameras:\n  - id: cam1\n    streams: {high: %q}\n    transport: tcp\n",
 		filepath.Join(dir, "data"), srv.URL("cam1"))), 0o644)
 
-	cmd := exec.Command(os.Args[0], "run", "-config", cfg)
-	cmd.Env = append(os.Environ(), "HUBD_TEST_MAIN=1")
 	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := startHubd(t, cfg, &logs)
 	defer cmd.Process.Kill()
 
 	list := func() []ring.Segment {

@@ -69,15 +69,8 @@ func TestKill9DuringUpload(t *testing.T) {
 
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")
-	cfgPath := filepath.Join(dir, "hubd.yaml")
-	cfg := fmt.Sprintf("hub: {id: hub1, data_dir: %q, ring_bytes: 1GiB}\nrecording: {segment_seconds: 2, fragment_seconds: 1}\n"+
-		"relay: {url: %q, credential: %q}\nlog: {level: debug}\ncameras:\n", dataDir, tap.URL, p.HubCredential)
-	for _, c := range cams {
-		cfg += fmt.Sprintf("  - id: %s\n    streams: {high: %q}\n    transport: tcp\n", c, srv.URL(c))
-	}
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeHubdConfig(t, dir, fmt.Sprintf("hub: {id: hub1, data_dir: %q, ring_bytes: 1GiB}\nrecording: {segment_seconds: 2, fragment_seconds: 1}\n"+
+		"relay: {url: %q, credential: %q}\nlog: {level: debug}\n", dataDir, tap.URL, p.HubCredential), srv, cams)
 	logPath := filepath.Join(dir, "hubd.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -92,14 +85,7 @@ func TestKill9DuringUpload(t *testing.T) {
 	}()
 
 	start := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "run", "-config", cfgPath)
-		cmd.Env = append(os.Environ(), "HUBD_TEST_MAIN=1")
-		cmd.Stderr, cmd.Stdout = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
+		return startHubd(t, cfgPath, logf)
 	}
 	kill := func(cmd *exec.Cmd, what string) {
 		cmd.Process.Signal(syscall.SIGKILL)
