@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"github.com/zipnvr/zipnvr/testbed/procstat"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,35 +36,17 @@ type statusReport struct {
 	} `json:"upload"`
 }
 
-// statusClient asks hubd over its Unix control socket.
-type statusClient struct{ http *http.Client }
+// statusClient reads hubd's status report over its control socket.
+type statusClient struct{ *procstat.HubdClient }
 
 func newStatusClient(sock string) *statusClient {
-	return &statusClient{http: &http.Client{
-		Timeout: 5 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}},
-	}}
+	return &statusClient{procstat.NewHubdClient(sock)}
 }
 
 func (c *statusClient) status(ctx context.Context) (*statusReport, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://hubd/v1/status", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("ask hubd status: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("ask hubd status: %s", resp.Status)
-	}
 	var st statusReport
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return nil, fmt.Errorf("decode hubd status: %w", err)
+	if err := c.Status(ctx, &st); err != nil {
+		return nil, err
 	}
 	if st.Upload == nil {
 		return nil, fmt.Errorf("hubd status has no upload section: is relay.url configured?")

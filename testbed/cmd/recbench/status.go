@@ -2,11 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"net"
-	"net/http"
-	"time"
+	"github.com/zipnvr/zipnvr/testbed/procstat"
 )
 
 // statusReport and camStatus mirror the part of hubd's GET /v1/status
@@ -29,40 +25,17 @@ type camStatus struct {
 	LastError     string `json:"last_error"`
 }
 
-// statusClient asks hubd over its Unix control socket.
-type statusClient struct{ http *http.Client }
+// statusClient reads hubd's status report over its control socket.
+type statusClient struct{ *procstat.HubdClient }
 
 func newStatusClient(sock string) *statusClient {
-	return &statusClient{http: &http.Client{
-		Timeout: 5 * time.Second,
-		Transport: &http.Transport{
-			// An idle kept-alive connection would be one more open fd in
-			// hubd's count, and not one recording needs.
-			DisableKeepAlives: true,
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", sock)
-			},
-		},
-	}}
+	return &statusClient{procstat.NewHubdClient(sock)}
 }
 
 func (c *statusClient) status(ctx context.Context) (*statusReport, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://hubd/v1/status", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("ask hubd status: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("ask hubd status: %s", resp.Status)
-	}
 	var st statusReport
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return nil, fmt.Errorf("decode hubd status: %w", err)
+	if err := c.Status(ctx, &st); err != nil {
+		return nil, err
 	}
 	return &st, nil
 }
