@@ -7,25 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 )
-
-// Read loads path and decodes it with Decode into v, which holds the
-// defaults; errors name the file.
-func Read(path, program string, v any) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read config: %w", err)
-	}
-	if err := Decode(data, program, v); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	return nil
-}
 
 // Decode decodes one YAML document over v, refusing unknown keys: a typo
 // in a key must stop the program at start, not be silently ignored.
