@@ -25,6 +25,7 @@ import (
 	"github.com/zipnvr/zipnvr/relay/internal/api"
 	"github.com/zipnvr/zipnvr/relay/internal/auth"
 	"github.com/zipnvr/zipnvr/relay/internal/config"
+	"github.com/zipnvr/zipnvr/relay/internal/hublink"
 	"github.com/zipnvr/zipnvr/relay/internal/retention"
 	"github.com/zipnvr/zipnvr/relay/internal/store"
 )
@@ -159,8 +160,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	links := hublink.New(hublink.Config{Logger: log, Registerer: reg})
 	handler, err := api.New(api.Options{
-		Store: st, Objects: objects, AdminToken: token, Logger: log, Registry: reg,
+		Store: st, Objects: objects, AdminToken: token, Logger: log, Registry: reg, Links: links,
 		MaxBodyBytes:   int64(cfg.MaxBodyBytes),
 		UploadExpiry:   cfg.UploadURLExpiry(),
 		DownloadExpiry: cfg.DownloadURLExpiry(),
@@ -210,6 +212,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	links.Close() // Shutdown does not wait for hijacked connections
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

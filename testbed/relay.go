@@ -174,3 +174,16 @@ func (r *Relay) Do(t testing.TB, token, method, path string, body any, want int,
 		}
 	}
 }
+
+// Metrics returns the relay's /metrics text.
+func (r *Relay) Metrics(t testing.TB) string {
+	t.Helper()
+	resp, err := http.Get(r.URL + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	return buf.String()
+}

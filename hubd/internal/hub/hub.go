@@ -13,6 +13,7 @@ import (
 
 	"github.com/zipnvr/zipnvr/hubd/internal/config"
 	"github.com/zipnvr/zipnvr/hubd/internal/control"
+	"github.com/zipnvr/zipnvr/hubd/internal/link"
 	"github.com/zipnvr/zipnvr/hubd/internal/media"
 	"github.com/zipnvr/zipnvr/hubd/internal/recorder"
 	"github.com/zipnvr/zipnvr/hubd/internal/ring"
@@ -29,6 +30,7 @@ type Hub struct {
 	recorders []*recorder.Recorder
 	relay     *control.Client  // nil without relay.url: record locally only
 	uploader  *upload.Uploader // nil without relay.url
+	link      *link.Client     // nil without relay.url
 }
 
 // New opens the ring (repairing it after a crash) and prepares recorders.
@@ -50,6 +52,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Hub, error) {
 		h.relay = control.New(control.Config{URL: cfg.Relay.URL, Credential: cfg.Relay.Credential})
 		h.uploader = upload.New(upload.Config{Ring: r, Relay: h.relay, DataDir: cfg.Hub.DataDir,
 			Parallel: cfg.Relay.ParallelUploads, Logger: log})
+		h.link = link.New(link.Config{URL: cfg.Relay.URL, Credential: cfg.Relay.Credential, Logger: log})
 	}
 	rc := cfg.Recording
 	for _, cam := range cfg.Cameras {
@@ -78,6 +81,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Hub, error) {
 
 // Ring exposes the ring (uploader, status).
 func (h *Hub) Ring() *ring.Ring { return h.ring }
+
+// Link is the control link to relay, for registering request handlers
+// before Run; nil without relay.url.
+func (h *Hub) Link() *link.Client { return h.link }
 
 // Recorders exposes the recorders (status, metrics).
 func (h *Hub) Recorders() []*recorder.Recorder { return h.recorders }
@@ -112,6 +119,11 @@ func (h *Hub) Run(ctx context.Context) error {
 		wg.Add(2)
 		go func() { defer wg.Done(); h.reportCameras(ctx) }()
 		go func() { defer wg.Done(); h.uploader.Run(ctx) }()
+		wg.Go(func() {
+			if err := h.link.Run(ctx); err != nil {
+				h.log.Error("relay link not started", "err", err)
+			}
+		})
 	} else {
 		h.log.Info("no relay configured: recording locally only")
 	}

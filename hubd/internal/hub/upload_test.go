@@ -40,6 +40,13 @@ func TestUploadEndToEnd(t *testing.T) {
 	}
 	r := startHubWith(t, yaml, 4, cameras)
 	time.Sleep(time.Minute)
+	// The control link came up beside the uploads, and the relay counts it.
+	if !r.hub.Link().Up() {
+		t.Error("control link to the relay is not up")
+	}
+	if m := relay.Metrics(t); !strings.Contains(m, "relay_hub_links 1") {
+		t.Errorf("relay does not count the hub's link:\n%s", grepLines(m, "relay_hub_links"))
+	}
 	for _, c := range cams {
 		c.Stop() // the session ends: the last segment closes and uploads
 	}
@@ -126,4 +133,14 @@ func download(t *testing.T, u string) []byte {
 		t.Fatalf("GET presigned URL: %s: %s", resp.Status, b)
 	}
 	return b
+}
+
+func grepLines(text, substr string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

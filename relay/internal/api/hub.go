@@ -209,3 +209,9 @@ func recordingView(r store.Recording) proto.Recording {
 	return proto.Recording{ID: r.ID, Channel: r.Channel, Camera: r.Camera, Start: r.Start, End: r.End,
 		Bytes: r.Bytes, Codec: r.Codec, Key: r.Key, ETag: r.ETag, Created: r.Created}
 }
+
+// hubLink upgrades to the hub's control link (WebSocket) and serves it
+// until it drops.
+func (s *Server) hubLink(w http.ResponseWriter, r *http.Request, p principal) error {
+	return s.links.ServeHub(w, r, p.hub.ID)
+}

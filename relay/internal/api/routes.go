@@ -29,6 +29,7 @@ func routeTable() []route {
 		{"PUT", Prefix + "/hub/cameras", hubOnly, (*Server).reportCameras},
 		{"POST", Prefix + "/hub/uploads", hubOnly, (*Server).presignUpload},
 		{"POST", Prefix + "/hub/recordings", hubOnly, (*Server).notifyRecording},
+		{"GET", Prefix + "/hub/link", hubOnly, (*Server).hubLink},
 
 		{"GET", Prefix + "/cameras", users, (*Server).listCameras},
 		{"GET", Prefix + "/cameras/{id}", users, (*Server).getCamera},

@@ -5,9 +5,11 @@
 package api
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/zipnvr/zipnvr/relay/internal/auth"
+	"github.com/zipnvr/zipnvr/relay/internal/hublink"
 	"github.com/zipnvr/zipnvr/relay/internal/store"
 )
 
@@ -33,6 +36,9 @@ type Options struct {
 	DownloadExpiry time.Duration // presigned GET
 	RetentionDays  int           // of new channels
 	Now            func() time.Time
+	// Links reaches hubs over their control links; nil: a registry of its
+	// own (tests).
+	Links *hublink.Registry
 }
 
 // Server serves the API. It is an http.Handler.
@@ -44,6 +50,7 @@ type Server struct {
 	adminHash []byte
 	mux       *http.ServeMux
 	metrics   *metrics
+	links     *hublink.Registry
 }
 
 // New checks o and builds the routes.
@@ -76,6 +83,9 @@ func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Links == nil {
+		o.Links = hublink.New(hublink.Config{Logger: o.Logger})
+	}
 	s := &Server{
 		opts:      o,
 		store:     o.Store,
@@ -83,6 +93,7 @@ func New(o Options) (*Server, error) {
 		log:       o.Logger.With("component", "api"),
 		adminHash: auth.Hash(o.AdminToken),
 		mux:       http.NewServeMux(),
+		links:     o.Links,
 	}
 	var err error
 	if s.metrics, err = newMetrics(o.Registry); err != nil {
@@ -180,3 +191,12 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack lets the hub link upgrade to a WebSocket through the wrapper.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.code = http.StatusSwitchingProtocols
+	}
+	return conn, rw, err
+}
