@@ -139,7 +139,9 @@ type refusedError struct {
 	msg    string
 }
 
-func (e *refusedError) Error() string { return fmt.Sprintf("relay refused the link: %d %s", e.status, e.msg) }
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("relay refused the link: %d %s", e.status, e.msg)
+}
 
 func (c *Client) session(ctx context.Context, endpoint string) error {
 	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment}
