@@ -29,6 +29,8 @@ Usage:
   hubd run -config FILE                          record until SIGINT/SIGTERM
   hubd recordings -config FILE [-camera ID] [-json]  list the segments in the ring
   hubd status -config FILE [-json]               what a running hubd is doing
+  hubd service install|uninstall|start|stop|restart|status [-config FILE]
+                                                 run hubd as a system service (dedicated user)
   hubd version                                   print version, commit, build date
 
 Run "hubd COMMAND -h" for the flags of a command.
@@ -52,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRecordings(rest, stdout, stderr)
 	case "status":
 		err = cmdStatus(rest, stdout, stderr)
+	case "service":
+		err = cmdService(rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, buildinfo.String("hubd"))
 	case "-h", "-help", "--help", "help":

@@ -34,6 +34,8 @@ const usage = `relay is zipnvr's cloud side: REST API, metadata and presigned UR
 
 Usage:
   relay run -config FILE   serve until SIGINT/SIGTERM
+  relay service install|uninstall|start|stop|restart|status [-config FILE]
+                           run relay as a system service (dedicated user)
   relay version            print version, commit, build date
 
 Run "relay COMMAND -h" for the flags of a command.
@@ -57,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "run":
 		err = cmdRun(rest, stderr)
+	case "service":
+		err = cmdService(rest, stdout, stderr)
 	case "version", "-version", "--version":
 		err = cmdVersion(rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
