@@ -368,5 +368,7 @@ func fileExists(p string) bool {
 // its own signals, so the library's Run is never called.
 type noRun struct{}
 
-func (noRun) Start(ks.Service) error { return errors.New("service: Run is not used; the unit starts `run`") }
-func (noRun) Stop(ks.Service) error  { return nil }
+func (noRun) Start(ks.Service) error {
+	return errors.New("service: Run is not used; the unit starts `run`")
+}
+func (noRun) Stop(ks.Service) error { return nil }
