@@ -36,6 +36,13 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvLogging(t, slog.LevelDebug)
+}
+
+// newEnvLogging is newEnv with the relay logging at level (benchmarks run
+// at relay's default, Info, as production does).
+func newEnvLogging(t testing.TB, level slog.Level) *env {
+	t.Helper()
 	st, err := store.OpenBolt(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +51,7 @@ func newEnv(t testing.TB) *env {
 	e := &env{t: t, store: st, objects: newFakeObjects(), logs: &syncBuffer{}}
 	e.api, err = New(Options{
 		Store: st, Objects: e.objects, AdminToken: adminToken, MaxBodyBytes: 64 << 10,
-		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: level})),
 		Now:    func() time.Time { return now },
 	})
 	if err != nil {

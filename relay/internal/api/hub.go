@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/zipnvr/zipnvr/pkg/camera"
 	"github.com/zipnvr/zipnvr/pkg/proto"
 	"github.com/zipnvr/zipnvr/relay/internal/store"
@@ -213,5 +215,8 @@ func recordingView(r store.Recording) proto.Recording {
 // hubLink upgrades to the hub's control link (WebSocket) and serves it
 // until it drops.
 func (s *Server) hubLink(w http.ResponseWriter, r *http.Request, p principal) error {
+	if !websocket.IsWebSocketUpgrade(r) {
+		return errorf(http.StatusBadRequest, "%s takes a WebSocket upgrade (the hub's control link)", proto.PathHubLink)
+	}
 	return s.links.ServeHub(w, r, p.hub.ID)
 }

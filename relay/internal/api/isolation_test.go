@@ -51,6 +51,7 @@ func TestAccessMatrix(t *testing.T) {
 			e.objects.put(up.Key, int64(len(content)), req.MD5)
 			return proto.PathHubRecordings, proto.RecordingNotice{Key: up.Key, UploadRequest: req}
 		}, want{403, 403, 401, 401, 201, 403}},
+		{"GET", fixed(proto.PathHubLink, nil), want{403, 403, 401, 401, 400, 403}}, // 400: not a WebSocket upgrade
 		{"GET", fixed("/api/v1/cameras", nil), want{200, 200, 401, 401, 403, 200}},
 		{"GET", camPath(""), want{200, 404, 401, 401, 403, 200}},
 		{"POST", camPath("/channel"), want{200, 404, 401, 401, 403, 200}},

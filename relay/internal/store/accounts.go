@@ -76,13 +76,15 @@ func (s *Bolt) Hub(ctx context.Context, id string) (Hub, error) {
 }
 
 func (s *Bolt) HubByCredentialHash(ctx context.Context, hash []byte) (Hub, error) {
-	var h Hub
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		id := tx.Bucket(bHubCreds).Get(hash)
-		if id == nil {
-			return ErrNotFound
-		}
-		return get(tx, bHubs, string(id), &h)
+	return cached(&s.hubsByCred, string(hash), func() (Hub, error) {
+		var h Hub
+		err := s.view(ctx, func(tx *bolt.Tx) error {
+			id := tx.Bucket(bHubCreds).Get(hash)
+			if id == nil {
+				return ErrNotFound
+			}
+			return get(tx, bHubs, string(id), &h)
+		})
+		return h, err
 	})
-	return h, err
 }

@@ -40,7 +40,11 @@ type Bolt struct {
 	db        *bolt.DB
 	put       *committer
 	closeOnce sync.Once
-	closeErr  error
+	// Read-through caches of hub requests' lookups; see hotCache.
+	hubsByCred hotCache[Hub]
+	cameras    hotCache[Camera]
+	channels   hotCache[Channel]
+	closeErr   error
 }
 
 var _ Store = (*Bolt)(nil)
@@ -94,7 +98,14 @@ func (s *Bolt) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	defer s.invalidate() // after the commit: see hotCache
 	return s.db.Update(fn)
+}
+
+func (s *Bolt) invalidate() {
+	s.hubsByCred.invalidate()
+	s.cameras.invalidate()
+	s.channels.invalidate()
 }
 
 // get decodes the JSON value at key into v, or returns ErrNotFound.

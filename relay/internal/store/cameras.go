@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -81,8 +82,13 @@ func (s *Bolt) SyncCameras(ctx context.Context, hub Hub, cams []camera.Camera, o
 }
 
 func (s *Bolt) Camera(ctx context.Context, id string) (Camera, error) {
-	var c Camera
-	err := s.view(ctx, func(tx *bolt.Tx) error { return get(tx, bCameras, id, &c) })
+	c, err := cached(&s.cameras, id, func() (Camera, error) {
+		var c Camera
+		err := s.view(ctx, func(tx *bolt.Tx) error { return get(tx, bCameras, id, &c) })
+		return c, err
+	})
+	// The cached value is shared: hand out a map of the caller's own.
+	c.Camera.Params = maps.Clone(c.Camera.Params)
 	return c, err
 }
 
@@ -152,9 +158,11 @@ func (s *Bolt) EnsureChannel(ctx context.Context, cameraID string, opts ChannelO
 }
 
 func (s *Bolt) Channel(ctx context.Context, id string) (Channel, error) {
-	var ch Channel
-	err := s.view(ctx, func(tx *bolt.Tx) error { return get(tx, bChannels, id, &ch) })
-	return ch, err
+	return cached(&s.channels, id, func() (Channel, error) {
+		var ch Channel
+		err := s.view(ctx, func(tx *bolt.Tx) error { return get(tx, bChannels, id, &ch) })
+		return ch, err
+	})
 }
 
 func (s *Bolt) Channels(ctx context.Context, q ChannelQuery) ([]Channel, error) {
