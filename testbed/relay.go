@@ -23,6 +23,9 @@ type RelayOptions struct {
 	// empty means a new temp dir.
 	DataDir string
 	Port    int // 0: a free port
+	// Config is YAML appended to the generated config (e.g.
+	// "upload_url_seconds: 10\n").
+	Config string
 }
 
 // Relay is a running relay process.
@@ -88,6 +91,7 @@ func StartRelay(t testing.TB, o RelayOptions) *Relay {
 		cfg += fmt.Sprintf("s3: {endpoint: %q, region: %q, bucket: %q, access_key: %q, secret_key: %q, path_style: true}\n",
 			s.Endpoint, s.Region, s.Bucket, s.AccessKey, s.SecretKey)
 	}
+	cfg += o.Config
 	cfgPath := filepath.Join(t.TempDir(), "relay.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
