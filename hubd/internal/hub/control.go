@@ -32,7 +32,7 @@ type StatusReport struct {
 // Status gathers the report.
 func (h *Hub) Status() StatusReport {
 	rep := StatusReport{Hub: h.cfg.Hub.ID, Ring: h.ring.Stats()}
-	for _, r := range h.recorders {
+	for _, r := range h.Recorders() {
 		rep.Cameras = append(rep.Cameras, r.Status())
 	}
 	if h.uploader != nil {
@@ -154,7 +154,7 @@ var (
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(m, ch) }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	for _, r := range m.h.recorders {
+	for _, r := range m.h.Recorders() {
 		st := r.Status()
 		c := st.Camera
 		conn := 0.0

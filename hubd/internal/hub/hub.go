@@ -24,16 +24,17 @@ import (
 
 // Hub is a running hubd.
 type Hub struct {
-	cfg       *config.Config
-	log       *slog.Logger
-	ring      *ring.Ring
-	recorders []*recorder.Recorder
-	relay     *control.Client  // nil without relay.url: record locally only
-	uploader  *upload.Uploader // nil without relay.url
-	link      *link.Client     // nil without relay.url
+	cfg      *config.Config
+	log      *slog.Logger
+	ring     *ring.Ring
+	cams     *cameraSet
+	relay    *control.Client  // nil without relay.url: record locally only
+	uploader *upload.Uploader // nil without relay.url
+	link     *link.Client     // nil without relay.url
 }
 
-// New opens the ring (repairing it after a crash) and prepares recorders.
+// New opens the ring (repairing it after a crash) and takes the cameras of
+// the config; recording starts with Run.
 func New(cfg *config.Config, log *slog.Logger) (*Hub, error) {
 	if log == nil {
 		log = slog.Default()
@@ -48,35 +49,35 @@ func New(cfg *config.Config, log *slog.Logger) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{cfg: cfg, log: log, ring: r}
+	h.cams = newCameraSet(h)
 	if cfg.Relay.URL != "" {
 		h.relay = control.New(control.Config{URL: cfg.Relay.URL, Credential: cfg.Relay.Credential})
 		h.uploader = upload.New(upload.Config{Ring: r, Relay: h.relay, DataDir: cfg.Hub.DataDir,
 			Parallel: cfg.Relay.ParallelUploads, Logger: log})
 		h.link = link.New(link.Config{URL: cfg.Relay.URL, Credential: cfg.Relay.Credential, Logger: log})
 	}
-	rc := cfg.Recording
-	for _, cam := range cfg.Cameras {
-		if cam.Record == camera.RecordOff {
-			log.Info("camera not recorded (record: off)", "camera", cam.ID)
-			continue
-		}
-		h.recorders = append(h.recorders, recorder.New(recorder.Config{
-			Camera: cam,
-			Syntax: cfg.Templates,
-			Segment: segment.Config{
-				Store:            RingStore{r},
-				SegmentDuration:  rc.Segment(),
-				FragmentDuration: rc.Fragment(),
-				FsyncInterval:    rc.Fsync(),
-				MaxFrameGap:      rc.MaxFrameGap(),
-				MaxDrift:         rc.MaxDrift(),
-			},
-			QueueFrames:  rc.QueueFrames,
-			ReconnectMax: rc.ReconnectMax(),
-			Logger:       log,
-		}))
-	}
+	h.SetCameras(FromConfig, cfg.Cameras)
 	return h, nil
+}
+
+// newRecorder builds the recorder of one camera from the recording config.
+func (h *Hub) newRecorder(cam camera.Camera) *recorder.Recorder {
+	rc := h.cfg.Recording
+	return recorder.New(recorder.Config{
+		Camera: cam,
+		Syntax: h.cfg.Templates,
+		Segment: segment.Config{
+			Store:            RingStore{h.ring},
+			SegmentDuration:  rc.Segment(),
+			FragmentDuration: rc.Fragment(),
+			FsyncInterval:    rc.Fsync(),
+			MaxFrameGap:      rc.MaxFrameGap(),
+			MaxDrift:         rc.MaxDrift(),
+		},
+		QueueFrames:  rc.QueueFrames,
+		ReconnectMax: rc.ReconnectMax(),
+		Logger:       h.log,
+	})
 }
 
 // Ring exposes the ring (uploader, status).
@@ -86,33 +87,21 @@ func (h *Hub) Ring() *ring.Ring { return h.ring }
 // before Run; nil without relay.url.
 func (h *Hub) Link() *link.Client { return h.link }
 
-// Recorders exposes the recorders (status, metrics).
-func (h *Hub) Recorders() []*recorder.Recorder { return h.recorders }
-
 // Run records every camera until ctx ends, then closes every segment and
-// the index. A camera that fails never stops the others.
+// the index. Cameras may come and go meanwhile (SetCameras). A camera that
+// fails never stops the others.
 func (h *Hub) Run(ctx context.Context) error {
 	srv, err := h.serveControl(h.cfg.Hub.ControlSocket)
 	if err != nil {
 		h.ring.Close()
 		return err
 	}
-	h.log.Info("hubd recording", "hub", h.cfg.Hub.ID, "cameras", len(h.recorders),
+	h.log.Info("hubd recording", "hub", h.cfg.Hub.ID, "cameras", len(h.Cameras()),
 		"data_dir", h.cfg.Hub.DataDir, "ring_bytes", h.cfg.Hub.RingBytes.String(),
 		"segment_seconds", h.cfg.Recording.SegmentSeconds, "fsync_seconds", h.cfg.Recording.FsyncSeconds)
 
 	var wg sync.WaitGroup
-	errs := make([]error, len(h.recorders))
-	for i, rec := range h.recorders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = rec.Run(ctx)
-			if errs[i] != nil {
-				h.log.Error("camera stopped", "err", errs[i])
-			}
-		}()
-	}
+	h.cams.run(ctx)
 	wg.Add(1)
 	go func() { defer wg.Done(); h.watch(ctx) }()
 	if h.uploader != nil {
@@ -128,6 +117,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		h.log.Info("no relay configured: recording locally only")
 	}
 	wg.Wait()
+	var errs []error
+	if err := h.cams.wait(); err != nil {
+		errs = append(errs, err)
+	}
 
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -153,8 +146,10 @@ func (h *Hub) watch(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, rec := range h.recorders {
+		present := map[string]bool{}
+		for _, rec := range h.Recorders() {
 			st := rec.Status()
+			present[st.Camera] = true
 			since := time.Since(st.LastFragment)
 			isStalled := st.Connected && !st.LastFragment.IsZero() && since > limit
 			if isStalled && !stalled[st.Camera] {
@@ -165,29 +160,53 @@ func (h *Hub) watch(ctx context.Context) {
 			}
 			stalled[st.Camera] = isStalled
 		}
+		for id := range stalled {
+			if !present[id] {
+				delete(stalled, id) // camera removed
+			}
+		}
 	}
 }
 
-// reportCameras tells the relay which cameras this hub has, retrying until
-// the relay answers: uploads of a camera it does not know are refused.
+// reportCameras tells the relay which cameras this hub has, at start and
+// again whenever the set changes, retrying until the relay answers: uploads
+// of a camera it does not know are refused.
 func (h *Hub) reportCameras(ctx context.Context) {
+	select {
+	case <-h.cams.changed: // the first report carries the changes so far
+	default:
+	}
 	wait := time.Second
 	for {
-		err := h.relay.ReportCameras(ctx, h.cfg.Cameras, h.cfg.Templates)
-		if err == nil {
-			h.log.Info("cameras reported to the relay", "relay", h.cfg.Relay.URL, "cameras", len(h.cfg.Cameras))
-			return
-		}
+		cams := h.Cameras()
+		err := h.relay.ReportCameras(ctx, cams, h.cfg.Templates)
 		if ctx.Err() != nil {
 			return
 		}
-		h.log.Warn("cannot report cameras to the relay; retrying", "err", err, "retry_in", wait)
+		retry := (<-chan time.Time)(nil)
+		if err == nil {
+			h.log.Info("cameras reported to the relay", "relay", h.cfg.Relay.URL, "cameras", len(cams))
+			wait = time.Second
+		} else {
+			h.log.Warn("cannot report cameras to the relay; retrying", "err", err, "retry_in", wait)
+			retry = time.After(wait)
+			wait = min(2*wait, time.Minute)
+		}
+		// A change while waiting to retry is sent at the retry (or at once
+		// after a success): the report always carries the latest set.
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-retry:
+		case <-h.cams.changed:
+			if retry != nil {
+				select {
+				case <-ctx.Done():
+					return
+				case <-retry:
+				}
+			}
 		}
-		wait = min(2*wait, time.Minute)
 	}
 }
 
