@@ -22,6 +22,9 @@ type Config struct {
 	Log       Log             `yaml:"log"`
 	Templates camera.Syntax   `yaml:"templates"`
 	Cameras   []camera.Camera `yaml:"cameras"`
+	Zipato    Zipato          `yaml:"zipato"`
+	ONVIF     ONVIF           `yaml:"onvif"`
+	PTZ       PTZ             `yaml:"ptz"`
 }
 
 // Hub is this box.
@@ -81,6 +84,9 @@ func Defaults() Config {
 		Relay:     Relay{ParallelUploads: 2},
 		Log:       Log{Level: "info", Format: "text"},
 		Templates: camera.DefaultSyntax,
+		Zipato:    defaultZipato(),
+		ONVIF:     defaultONVIF(),
+		PTZ:       defaultPTZ(),
 	}
 }
 
@@ -192,6 +198,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Templates.Validate(); err != nil {
 		return bad("templates", "%v", err)
+	}
+	if err := c.validateIntegrations(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i := range c.Cameras {
