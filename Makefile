@@ -7,8 +7,9 @@ LDFLAGS   := -s -w -X github.com/zipnvr/zipnvr/pkg/buildinfo.Version=$(VERSION) 
              -X github.com/zipnvr/zipnvr/pkg/buildinfo.Commit=$(COMMIT) \
              -X github.com/zipnvr/zipnvr/pkg/buildinfo.Date=$(DATE)
 FUZZTIME  ?= 20s
+DIST      ?= dist
 
-.PHONY: all build setup run test test-unit lint fuzz bench clean
+.PHONY: all build setup run test test-unit lint fuzz bench clean cross packages test-qemu bench-footprint
 
 all: build
 
@@ -16,6 +17,23 @@ build:
 	mkdir -p .bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o .bin/hubd ./hubd
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o .bin/relay ./relay
+
+# Static, stripped, version-stamped hubd and relay for the hubs and the
+# cloud: $(DIST)/linux-{armv7,arm64,amd64}/{hubd,relay}.
+cross:
+	$(call xbuild,arm,7,armv7)
+	$(call xbuild,arm64,,arm64)
+	$(call xbuild,amd64,,amd64)
+define xbuild
+	mkdir -p $(DIST)/linux-$(3)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(1) GOARM=$(2) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/linux-$(3)/hubd ./hubd
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(1) GOARM=$(2) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/linux-$(3)/relay ./relay
+endef
+
+# .deb (armhf, arm64, amd64) of hubd and relay and .ipk (opkg) of hubd,
+# built with nfpm into $(DIST)/packages (README, Packages).
+packages: cross
+	$(GO) run ./packaging -dist $(DIST) -out $(DIST)/packages -version '$(VERSION)'
 
 setup:
 	scripts/setup.sh
