@@ -9,6 +9,8 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
+
+	"github.com/zipnvr/zipnvr/pkg/fragindex"
 )
 
 // ScanResult is what a segment file holds up to its last complete fragment.
@@ -22,6 +24,9 @@ type ScanResult struct {
 	Duration int64
 	// TimeScale of the track.
 	TimeScale uint32
+	// Indexed: the file ends with a valid fragment index (pkg/fragindex),
+	// counted in ValidSize; a segment cut short by a crash has none.
+	Indexed bool
 }
 
 // ErrNotPlayable marks a file that holds no complete fragment starting with a
@@ -91,12 +96,14 @@ func Scan(r io.ReaderAt, size int64) (ScanResult, error) {
 	}
 
 	res.ValidSize = res.InitSize
-	for i := 2; i+1 < len(boxes); i += 2 {
-		if boxes[i].typ != "moof" || boxes[i+1].typ != "mdat" {
+	next := 2
+	for ; next+1 < len(boxes); next += 2 {
+		if boxes[next].typ != "moof" || boxes[next+1].typ != "mdat" {
 			break
 		}
-		res.ValidSize = boxes[i+1].end
+		res.ValidSize = boxes[next+1].end
 	}
+	mediaEnd := res.ValidSize
 	if res.ValidSize == res.InitSize {
 		return res, fmt.Errorf("%w: no complete fragment", ErrNotPlayable)
 	}
@@ -127,5 +134,11 @@ func Scan(r io.ReaderAt, size int64) (ScanResult, error) {
 	}
 	res.Fragments = len(parts)
 	res.Duration = int64(end - first)
+	if next < len(boxes) && boxes[next].typ == "mfra" && boxes[next].start == mediaEnd {
+		b := boxes[next]
+		if ix, err := fragindex.Parse(buf[b.start:b.end], b.end); err == nil && len(ix.Fragments) == res.Fragments {
+			res.ValidSize, res.Indexed = b.end, true
+		}
+	}
 	return res, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
 	"github.com/zipnvr/zipnvr/hubd/internal/media"
+	"github.com/zipnvr/zipnvr/pkg/fragindex"
 )
 
 // File is a segment being written; the ring implements it.
@@ -95,6 +96,21 @@ type Segmenter struct {
 	anchorWall time.Time
 	anchorDTS  int64
 
+	// The media timeline written as tfdt: continuous across the segments of
+	// an unbroken stream, so that relay can join segments into one file by
+	// copying bytes. It starts at the wall clock (in ClockRate ticks since
+	// the Unix epoch) when the stream breaks, and never goes back.
+	tlSet  bool
+	tlDTS  int64 // a DTS of the current stream ...
+	tlBase int64 // ... and its timeline position
+	tlEnd  int64 // timeline end of the last sample written
+
+	// The open segment's fragment index, written as its trailer on close.
+	written  int64 // bytes written to the file
+	initSize int64
+	initHash [8]byte
+	index    []fragindex.Fragment
+
 	waitingSince time.Time // when frames started being dropped for want of a keyframe
 	warnedWait   bool
 
@@ -114,6 +130,15 @@ func New(cfg Config) *Segmenter {
 
 func ticks(d time.Duration) int64 { return int64(d) * media.ClockRate / int64(time.Second) }
 
+// epochTicks is t in ClockRate ticks since the Unix epoch (no overflow:
+// seconds and the fraction are scaled apart).
+func epochTicks(t time.Time) int64 {
+	return t.Unix()*media.ClockRate + int64(t.Nanosecond())*media.ClockRate/int64(time.Second)
+}
+
+// timeline maps a DTS of the current stream to the tfdt timeline.
+func (s *Segmenter) timeline(dts int64) int64 { return s.tlBase + dts - s.tlDTS }
+
 func dur(t int64) time.Duration { return time.Duration(t * int64(time.Second) / media.ClockRate) }
 
 // Start begins a session (a connection to the camera): its timeline has
@@ -121,7 +146,7 @@ func dur(t int64) time.Duration { return time.Duration(t * int64(time.Second) / 
 func (s *Segmenter) Start(t media.Track) error {
 	err := s.finish("new session")
 	s.track = t
-	s.anchorSet = false
+	s.anchorSet, s.tlSet = false, false
 	s.waitingSince = time.Time{}
 	return err
 }
@@ -153,7 +178,7 @@ func (s *Segmenter) Write(f *media.Frame) error {
 		if err := s.finish("timestamp jump"); err != nil {
 			return err
 		}
-		s.anchorSet = false // the camera's timeline broke: its clock says nothing now
+		s.anchorSet, s.tlSet = false, false // the camera's timeline broke: its clock says nothing now
 		return s.startAt(f)
 	}
 	s.lastDelta = delta
@@ -208,7 +233,14 @@ func (s *Segmenter) startAt(f *media.Frame) error {
 		return err
 	}
 	s.C.BytesWritten.Add(uint64(len(init)))
-	s.file, s.segStart, s.segWall, s.segFrames, s.seq = file, f.DTS, wall, 0, 0
+	if !s.tlSet {
+		s.tlBase, s.tlDTS, s.tlSet = max(epochTicks(wall), s.tlEnd), f.DTS, true
+		// Sequence numbers keep increasing across segments (and, being
+		// seeded from the clock, mostly across restarts), as in one file.
+		s.seq = max(s.seq, uint32(s.tlBase/media.ClockRate))
+	}
+	s.written, s.initSize, s.initHash, s.index = int64(len(init)), int64(len(init)), fragindex.HashInit(init), s.index[:0]
+	s.file, s.segStart, s.segWall, s.segFrames = file, f.DTS, wall, 0
 	s.fragStart, s.frag, s.pending, s.cutAtKey = f.DTS, s.frag[:0], f, false
 	s.lastSync = s.cfg.Now()
 	return nil
@@ -287,9 +319,10 @@ func (s *Segmenter) flush() error {
 		return nil
 	}
 	s.buf.Reset()
+	base := s.timeline(s.fragStart)
 	part := fmp4.Part{
 		SequenceNumber: s.seq,
-		Tracks:         []*fmp4.PartTrack{{ID: 1, BaseTime: uint64(s.fragStart - s.segStart), Samples: s.frag}},
+		Tracks:         []*fmp4.PartTrack{{ID: 1, BaseTime: uint64(base), Samples: s.frag}},
 	}
 	if err := part.Marshal(&s.buf); err != nil {
 		return fmt.Errorf("marshal fragment: %w", err)
@@ -297,6 +330,9 @@ func (s *Segmenter) flush() error {
 	if _, err := s.file.Write(s.buf.Bytes()); err != nil {
 		return err
 	}
+	s.index = append(s.index, fragindex.Fragment{Offset: s.written, Time: uint64(base), Sync: !s.frag[0].IsNonSyncSample})
+	s.written += int64(len(s.buf.Bytes()))
+	s.tlEnd = s.timeline(s.endDTS)
 	s.seq++
 	s.segFrames += len(s.frag)
 	clear(s.frag) // drop payload references: the GC may reclaim them now
@@ -345,6 +381,16 @@ func (s *Segmenter) finish(reason string) error {
 	if s.segFrames == 0 {
 		return file.Abort()
 	}
+	// The trailer lets relay join this segment to its neighbours by copying
+	// byte ranges, without reading the media (pkg/fragindex).
+	ix := fragindex.Index{Timescale: media.ClockRate, InitSize: s.initSize, InitHash: s.initHash,
+		EndTime: uint64(s.tlEnd), DataEnd: s.written, Fragments: s.index}
+	trailer := ix.Marshal()
+	if _, err := file.Write(trailer); err != nil {
+		_ = file.Abort()
+		return fmt.Errorf("write fragment index: %w", err)
+	}
+	s.C.BytesWritten.Add(uint64(len(trailer)))
 	endWall := s.segWall.Add(dur(s.endDTS - s.segStart))
 	if err := file.Commit(endWall, s.segFrames); err != nil {
 		return fmt.Errorf("commit segment: %w", err)

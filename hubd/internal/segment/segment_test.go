@@ -18,6 +18,7 @@ import (
 	"github.com/zipnvr/zipnvr/hubd/internal/media"
 	"github.com/zipnvr/zipnvr/hubd/internal/ring"
 	"github.com/zipnvr/zipnvr/hubd/internal/segment"
+	"github.com/zipnvr/zipnvr/pkg/fragindex"
 	"github.com/zipnvr/zipnvr/testbed"
 	"github.com/zipnvr/zipnvr/testbed/fakecam"
 )
@@ -287,9 +288,14 @@ func TestScanTruncated(t *testing.T) {
 		t.Fatal(err)
 	}
 	whole, err := segment.Scan(bytesReaderAt(full), int64(len(full)))
-	if err != nil || whole.Frames != 100 || whole.ValidSize != int64(len(full)) {
+	if err != nil || whole.Frames != 100 || whole.ValidSize != int64(len(full)) || !whole.Indexed {
 		t.Fatalf("whole file: %+v, %v", whole, err)
 	}
+	trailer, err := fragindex.TrailerSize(full[len(full)-fragindex.MfroSize:], int64(len(full)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mediaEnd := int64(len(full)) - trailer
 	// Every cut point must yield either "not playable" or a prefix of whole
 	// fragments that ffprobe accepts.
 	for _, cut := range []int{10, int(whole.InitSize), int(whole.InitSize) + 100, len(full) / 3, len(full) / 2, len(full) - 1} {
@@ -300,7 +306,9 @@ func TestScanTruncated(t *testing.T) {
 			}
 			continue
 		}
-		if res.ValidSize > int64(cut) || res.Frames == 0 || res.Frames >= 100 {
+		// A cut inside the trailer keeps every fragment, without the index.
+		if res.ValidSize > int64(cut) || res.Frames == 0 || res.Frames > 100 || res.Indexed ||
+			res.Frames == 100 && (int64(cut) < mediaEnd || res.ValidSize != mediaEnd) {
 			t.Errorf("cut at %d: %+v", cut, res)
 		}
 		p := filepath.Join(t.TempDir(), "cut.mp4")
