@@ -45,8 +45,19 @@ run: setup
 # Everything CI runs: lint, then every test (race detector on) against the
 # real peers that setup installs. Integration tests enter a private network
 # namespace by themselves (testbed.RunInNetNS).
-test: setup lint
+test: setup lint test-qemu
 	$(GO) test -race -count=1 -timeout 25m ./...
+
+# The unit tests again as the hubs run them: built for ARMv7 (GOARM=7) and
+# ARM64 and executed under qemu-user (binfmt need not be mounted). No -race
+# (not on GOARCH=arm); only packages whose tests need no peer process.
+QEMU_PKGS := ./pkg/... ./hubd/internal/config ./hubd/internal/ingest ./hubd/internal/httpauth \
+	./hubd/internal/segment ./hubd/internal/ring ./hubd/internal/recorder ./hubd/internal/upload \
+	./relay/internal/config ./relay/internal/auth ./relay/internal/store ./relay/internal/retention \
+	./relay/internal/api ./testbed/procstat ./internal/service
+test-qemu:
+	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -exec qemu-arm-static -count=1 -short $(QEMU_PKGS)
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -exec qemu-aarch64-static -count=1 -short $(QEMU_PKGS)
 
 # Unit tests only (no peers needed): skips the integration packages.
 test-unit:
