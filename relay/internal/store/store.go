@@ -77,6 +77,22 @@ type Store interface {
 	Recordings(ctx context.Context, q RecordingQuery) ([]Recording, error)
 	DeleteRecordings(ctx context.Context, ids []string) error
 
+	// Clips (clips.go). PutClip creates or replaces; OpenClips lists those
+	// in progress, so a restarted relay resumes them.
+	PutClip(ctx context.Context, c Clip) error
+	Clip(ctx context.Context, id string) (Clip, error)
+	ChannelClips(ctx context.Context, channel string) ([]Clip, error)
+	OpenClips(ctx context.Context) ([]Clip, error)
+	DeleteClip(ctx context.Context, id string) error
+	PutClipLayout(ctx context.Context, id string, layout []byte) error
+	ClipLayout(ctx context.Context, id string) ([]byte, error)
+
+	// Snapshots (snapshots.go), listed newest first.
+	PutSnapshot(ctx context.Context, s Snapshot) error
+	Snapshot(ctx context.Context, id string) (Snapshot, error)
+	ChannelSnapshots(ctx context.Context, channel string, limit int) ([]Snapshot, error)
+	DeleteSnapshot(ctx context.Context, id string) error
+
 	Close() error
 }
 
