@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -137,16 +138,30 @@ func (s *Bolt) Clip(ctx context.Context, id string) (Clip, error) {
 	return c, err
 }
 
-// ChannelClips lists a channel's clips, oldest first.
+// idOfCreatedKey is the id at the end of a createdKey.
+func idOfCreatedKey(k []byte) string {
+	i := bytes.IndexByte(k, '|')
+	if i < 0 || len(k) < i+10 {
+		return ""
+	}
+	return string(k[i+10:])
+}
+
+// ChannelClips lists a channel's clips ("" = every channel's, for the
+// retention sweep), by channel then creation time.
 func (s *Bolt) ChannelClips(ctx context.Context, channel string) ([]Clip, error) {
 	var out []Clip
+	prefix := []byte(channel + "|")
+	if channel == "" {
+		prefix = nil
+	}
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bChannelClips) == nil {
 			return nil
 		}
-		return scanPrefix(tx, bChannelClips, []byte(channel+"|"), func(k, _ []byte) error {
+		return scanPrefix(tx, bChannelClips, prefix, func(k, _ []byte) error {
 			var c Clip
-			if err := get(tx, bClips, string(k[len(channel)+10:]), &c); err != nil {
+			if err := get(tx, bClips, idOfCreatedKey(k), &c); err != nil {
 				return fmt.Errorf("clip index %q: %w", k, err)
 			}
 			out = append(out, c)

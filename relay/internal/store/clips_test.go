@@ -65,6 +65,9 @@ func TestClips(t *testing.T) {
 	if l, err := s.ClipLayout(ctx, "cl_a"); err != nil || string(l) != "layout" {
 		t.Errorf("ClipLayout = %q, %v", l, err)
 	}
+	if all, err := s.ChannelClips(ctx, ""); err != nil || len(all) != 3 {
+		t.Errorf("every channel's clips: %d, %v", len(all), err)
+	}
 	if err := s.DeleteClip(ctx, "cl_a"); err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +109,9 @@ func TestSnapshots(t *testing.T) {
 	}
 	if list, _ := s.ChannelSnapshots(ctx, "ch10", 0); len(list) != 1 || list[0].ID != "sn_e" {
 		t.Errorf("ch10 (sorts after ch1|...): %+v", list)
+	}
+	if all, err := s.ChannelSnapshots(ctx, "", 0); err != nil || len(all) != 5 {
+		t.Errorf("every channel's snapshots: %d, %v", len(all), err)
 	}
 	sn, _ := s.Snapshot(ctx, "sn_b")
 	sn.Status, sn.Bytes = SnapshotReady, 2000

@@ -79,7 +79,7 @@ func (s *Bolt) Snapshot(ctx context.Context, id string) (Snapshot, error) {
 }
 
 // ChannelSnapshots lists a channel's snapshots, newest first, at most limit
-// (0: all).
+// (0: all); channel "" lists every channel's (for the retention sweep).
 func (s *Bolt) ChannelSnapshots(ctx context.Context, channel string, limit int) ([]Snapshot, error) {
 	var out []Snapshot
 	err := s.view(ctx, func(tx *bolt.Tx) error {
@@ -89,16 +89,21 @@ func (s *Bolt) ChannelSnapshots(ctx context.Context, channel string, limit int) 
 		}
 		prefix := []byte(channel + "|")
 		c := b.Cursor()
-		// Seek past the channel's last key, then walk back.
-		k, _ := c.Seek([]byte(channel + "}")) // '}' sorts right after '|'
-		if k == nil {
+		var k []byte
+		if channel == "" {
+			prefix = nil
 			k, _ = c.Last()
 		} else {
-			k, _ = c.Prev()
+			// Seek past the channel's last key, then walk back.
+			if k, _ = c.Seek([]byte(channel + "}")); k == nil { // '}' sorts right after '|'
+				k, _ = c.Last()
+			} else {
+				k, _ = c.Prev()
+			}
 		}
 		for ; k != nil && hasPrefix(k, prefix); k, _ = c.Prev() {
 			var sn Snapshot
-			if err := get(tx, bSnapshots, string(k[len(prefix)+9:]), &sn); err != nil {
+			if err := get(tx, bSnapshots, idOfCreatedKey(k), &sn); err != nil {
 				return fmt.Errorf("snapshot index %q: %w", k, err)
 			}
 			out = append(out, sn)

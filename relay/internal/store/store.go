@@ -81,13 +81,13 @@ type Store interface {
 	// in progress, so a restarted relay resumes them.
 	PutClip(ctx context.Context, c Clip) error
 	Clip(ctx context.Context, id string) (Clip, error)
-	ChannelClips(ctx context.Context, channel string) ([]Clip, error)
+	ChannelClips(ctx context.Context, channel string) ([]Clip, error) // "" = every channel
 	OpenClips(ctx context.Context) ([]Clip, error)
 	DeleteClip(ctx context.Context, id string) error
 	PutClipLayout(ctx context.Context, id string, layout []byte) error
 	ClipLayout(ctx context.Context, id string) ([]byte, error)
 
-	// Snapshots (snapshots.go), listed newest first.
+	// Snapshots (snapshots.go), listed newest first; channel "" = every channel.
 	PutSnapshot(ctx context.Context, s Snapshot) error
 	Snapshot(ctx context.Context, id string) (Snapshot, error)
 	ChannelSnapshots(ctx context.Context, channel string, limit int) ([]Snapshot, error)
