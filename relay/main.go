@@ -165,8 +165,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	links := hublink.New(hublink.Config{Logger: log, Registerer: reg})
+	lv, err := newLive(cfg, token, links, reg, log)
+	if err != nil {
+		return err
+	}
+	defer lv.Close()
 	handler, err := api.New(api.Options{
-		Store: st, Objects: objects, AdminToken: token, Logger: log, Registry: reg, Links: links,
+		Store: st, Objects: objects, AdminToken: token, Logger: log, Registry: reg, Links: links, Live: lv,
 		MaxBodyBytes:   int64(cfg.MaxBodyBytes),
 		UploadExpiry:   cfg.UploadURLExpiry(),
 		DownloadExpiry: cfg.DownloadURLExpiry(),
@@ -217,6 +222,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}
 	log.Info("shutting down")
 	links.Close() // Shutdown does not wait for hijacked connections
+	lv.Close()    // nor for live streams (WebSockets, WebRTC)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

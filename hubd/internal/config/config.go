@@ -25,6 +25,7 @@ type Config struct {
 	Zipato    Zipato          `yaml:"zipato"`
 	ONVIF     ONVIF           `yaml:"onvif"`
 	PTZ       PTZ             `yaml:"ptz"`
+	Live      Live            `yaml:"live"`
 }
 
 // Hub is this box.
@@ -87,6 +88,7 @@ func Defaults() Config {
 		Zipato:    defaultZipato(),
 		ONVIF:     defaultONVIF(),
 		PTZ:       defaultPTZ(),
+		Live:      defaultLive(),
 	}
 }
 
@@ -198,6 +200,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Templates.Validate(); err != nil {
 		return bad("templates", "%v", err)
+	}
+	if err := c.Live.validate(); err != nil {
+		return err
 	}
 	if err := c.validateIntegrations(); err != nil {
 		return err

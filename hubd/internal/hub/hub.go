@@ -14,6 +14,7 @@ import (
 	"github.com/zipnvr/zipnvr/hubd/internal/config"
 	"github.com/zipnvr/zipnvr/hubd/internal/control"
 	"github.com/zipnvr/zipnvr/hubd/internal/link"
+	"github.com/zipnvr/zipnvr/hubd/internal/live"
 	"github.com/zipnvr/zipnvr/hubd/internal/media"
 	"github.com/zipnvr/zipnvr/hubd/internal/recorder"
 	"github.com/zipnvr/zipnvr/hubd/internal/ring"
@@ -31,6 +32,7 @@ type Hub struct {
 	relay    *control.Client  // nil without relay.url: record locally only
 	uploader *upload.Uploader // nil without relay.url
 	link     *link.Client     // nil without relay.url
+	live     *live.Manager    // nil without relay.url: live view goes through relay
 }
 
 // New opens the ring (repairing it after a crash) and takes the cameras of
@@ -54,7 +56,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Hub, error) {
 		h.relay = control.New(control.Config{URL: cfg.Relay.URL, Credential: cfg.Relay.Credential})
 		h.uploader = upload.New(upload.Config{Ring: r, Relay: h.relay, DataDir: cfg.Hub.DataDir,
 			Parallel: cfg.Relay.ParallelUploads, Logger: log})
-		h.link = link.New(link.Config{URL: cfg.Relay.URL, Credential: cfg.Relay.Credential, Logger: log})
+		h.link = link.New(link.Config{URL: cfg.Relay.URL, Credential: cfg.Relay.Credential, Logger: log,
+			OnChange: func(up bool) {
+				if !up {
+					h.live.LinkDown() // relay lost those streams with the link
+				}
+			}})
+		h.live = live.New(live.Config{RelayURL: cfg.Relay.URL, Credential: cfg.Relay.Credential, Cameras: h.Camera,
+			Syntax: cfg.Templates, LANListen: cfg.Live.LANListen, MaxStreams: cfg.Live.MaxStreams, Logger: log})
+		h.live.Register(h.link)
 	}
 	h.SetCameras(FromConfig, cfg.Cameras)
 	return h, nil
@@ -111,6 +121,11 @@ func (h *Hub) Run(ctx context.Context) error {
 		wg.Go(func() {
 			if err := h.link.Run(ctx); err != nil {
 				h.log.Error("relay link not started", "err", err)
+			}
+		})
+		wg.Go(func() {
+			if err := h.live.Run(ctx); err != nil {
+				h.log.Error("live view LAN endpoint failed", "err", err)
 			}
 		})
 	} else {

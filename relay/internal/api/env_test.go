@@ -17,6 +17,7 @@ import (
 
 	"github.com/zipnvr/zipnvr/pkg/camera"
 	"github.com/zipnvr/zipnvr/pkg/proto"
+	"github.com/zipnvr/zipnvr/relay/internal/hublink"
 	"github.com/zipnvr/zipnvr/relay/internal/store"
 )
 
@@ -49,10 +50,13 @@ func newEnvLogging(t testing.TB, level slog.Level) *env {
 	}
 	t.Cleanup(func() { st.Close() })
 	e := &env{t: t, store: st, objects: newFakeObjects(), logs: &syncBuffer{}}
+	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: level}))
+	links := hublink.New(hublink.Config{Logger: logger})
+	lv := newTestLive(t, links, logger)
 	e.api, err = New(Options{
 		Store: st, Objects: e.objects, AdminToken: adminToken, MaxBodyBytes: 64 << 10,
-		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: level})),
-		Now:    func() time.Time { return now },
+		Logger: logger, Links: links, Live: lv,
+		Now: func() time.Time { return now },
 	})
 	if err != nil {
 		t.Fatal(err)

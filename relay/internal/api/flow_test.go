@@ -285,7 +285,7 @@ func TestUnroutedIsJSON(t *testing.T) {
 		want         int
 	}{
 		{"GET", "/api/v1/nope", 404},
-		{"GET", "/", 404},
+		{"GET", "/nope", 404}, // "/" is the web page
 		{"PATCH", "/api/v1/cameras", 405},
 		{"POST", "/api/v1/channels/x", 405},
 		{"GET", "/api/v1/hub/uploads", 405},

@@ -59,6 +59,19 @@ func TestAccessMatrix(t *testing.T) {
 		{"GET", chPath(""), want{200, 404, 401, 401, 403, 200}},
 		{"DELETE", chPath(""), want{204, 404, 401, 401, 403, 204}},
 		{"GET", chPath("/recordings"), want{200, 404, 401, 401, 403, 200}},
+		// Live view: the stream token routes take no user token at all.
+		{"POST", func(e *env, a tenant) (string, any) {
+			return "/api/v1/channels/" + a.cams.Cameras[0].Channel + "/stream-token", map[string]string{"quality": "high"}
+		}, want{201, 404, 401, 401, 403, 201}},
+		{"GET", chPath("/live"), want{200, 404, 401, 401, 403, 200}},
+		{"GET", chPath("/live/sessions"), want{200, 404, 401, 401, 403, 200}},
+		{"POST", chPath("/whep"), want{401, 401, 401, 401, 401, 401}},
+		{"DELETE", chPath("/whep/ls_1"), want{401, 401, 401, 401, 401, 401}},
+		{"GET", chPath("/live/ws"), want{401, 401, 401, 401, 401, 401}},
+		{"GET", chPath("/live/mjpeg"), want{401, 401, 401, 401, 401, 401}},
+		{"GET", fixed(proto.PathHubLiveStream, nil), want{403, 403, 401, 401, 401, 403}}, // hub: 401 without a stream token
+		{"GET", fixed("/", nil), want{200, 200, 200, 200, 200, 200}},
+		{"GET", fixed("/web/app.js", nil), want{200, 200, 200, 200, 200, 200}},
 	}
 	covered := map[string]bool{}
 	for _, row := range rows {

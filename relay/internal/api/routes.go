@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 )
 
 // route is one entry of the API: the ServeMux pattern (method and path with
@@ -30,6 +31,7 @@ func routeTable() []route {
 		{"POST", Prefix + "/hub/uploads", hubOnly, (*Server).presignUpload},
 		{"POST", Prefix + "/hub/recordings", hubOnly, (*Server).notifyRecording},
 		{"GET", Prefix + "/hub/link", hubOnly, (*Server).hubLink},
+		{"GET", Prefix + "/hub/live", hubOnly, (*Server).hubLive},
 
 		{"GET", Prefix + "/cameras", users, (*Server).listCameras},
 		{"GET", Prefix + "/cameras/{id}", users, (*Server).getCamera},
@@ -38,6 +40,18 @@ func routeTable() []route {
 		{"GET", Prefix + "/channels/{id}", users, (*Server).getChannel},
 		{"DELETE", Prefix + "/channels/{id}", users, (*Server).deleteChannel},
 		{"GET", Prefix + "/channels/{id}/recordings", users, (*Server).listRecordings},
+
+		// Live view (live.go): the stream token routes are public here; the
+		// stream token is checked by the live service.
+		{"POST", Prefix + "/channels/{id}/stream-token", users, (*Server).createStreamToken},
+		{"GET", Prefix + "/channels/{id}/live", users, (*Server).liveState},
+		{"GET", Prefix + "/channels/{id}/live/sessions", users, (*Server).liveSessions},
+		{"POST", Prefix + "/channels/{id}/whep", public, (*Server).whep},
+		{"DELETE", Prefix + "/channels/{id}/whep/{session}", public, (*Server).deleteWHEP},
+		{"GET", Prefix + "/channels/{id}/live/ws", public, (*Server).liveWS},
+		{"GET", Prefix + "/channels/{id}/live/mjpeg", public, (*Server).liveMJPEG},
+		{"GET", "/{$}", public, (*Server).webPage},
+		{"GET", "/web/{file}", public, (*Server).webPage},
 	}
 }
 
@@ -53,7 +67,8 @@ type Route struct {
 func Routes() []Route {
 	var out []Route
 	for _, rt := range routeTable() {
-		out = append(out, Route{Method: rt.method, Path: rt.path, Public: rt.access == public})
+		// "/{$}" (ServeMux: exactly "/") is "/" in OpenAPI.
+		out = append(out, Route{Method: rt.method, Path: strings.TrimSuffix(rt.path, "{$}"), Public: rt.access == public})
 	}
 	return out
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/zipnvr/zipnvr/relay/internal/auth"
 	"github.com/zipnvr/zipnvr/relay/internal/hublink"
+	"github.com/zipnvr/zipnvr/relay/internal/live"
 	"github.com/zipnvr/zipnvr/relay/internal/store"
 )
 
@@ -39,6 +40,8 @@ type Options struct {
 	// Links reaches hubs over their control links; nil: a registry of its
 	// own (tests).
 	Links *hublink.Registry
+	// Live is the live-view broker; nil: live routes answer 503.
+	Live *live.Service
 }
 
 // Server serves the API. It is an http.Handler.
@@ -51,6 +54,7 @@ type Server struct {
 	mux       *http.ServeMux
 	metrics   *metrics
 	links     *hublink.Registry
+	live      *live.Service
 }
 
 // New checks o and builds the routes.
@@ -94,6 +98,7 @@ func New(o Options) (*Server, error) {
 		adminHash: auth.Hash(o.AdminToken),
 		mux:       http.NewServeMux(),
 		links:     o.Links,
+		live:      o.Live,
 	}
 	var err error
 	if s.metrics, err = newMetrics(o.Registry); err != nil {

@@ -35,6 +35,7 @@ type Config struct {
 	DownloadURLSeconds int      `yaml:"download_url_seconds"`
 	MaxBodyBytes       ByteSize `yaml:"max_body_bytes"`
 	Log                Log      `yaml:"log"`
+	Live               Live     `yaml:"live"`
 }
 
 // S3 is any S3-compatible object store.
@@ -78,6 +79,7 @@ func Defaults() Config {
 		DownloadURLSeconds: 3600,
 		MaxBodyBytes:       1 << 20,
 		Log:                Log{Level: "info", Format: "text"},
+		Live:               defaultLive(),
 	}
 }
 
@@ -171,6 +173,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 4<<10 || c.MaxBodyBytes > 64<<20 {
 		return bad("max_body_bytes", "must be 4KiB to 64MiB, got %s", c.MaxBodyBytes)
+	}
+	if err := c.Live.validate(); err != nil {
+		return err
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
