@@ -1,0 +1,40 @@
+package clips
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	created, finished, failed prometheus.Counter
+	coverage                  prometheus.Counter
+	copied                    prometheus.Counter
+	buildSeconds              prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer, c *Coordinator) (*metrics, error) {
+	m := &metrics{
+		created:  prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_clips_created_total", Help: "Clips created."}),
+		finished: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_clips_finished_total", Help: "Clips whose file was built."}),
+		failed:   prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_clips_failed_total", Help: "Clips that failed (nothing to build from, channel deleted, object store failing)."}),
+		coverage: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_clip_coverage_requests_total", Help: "Questions to hubs about what they still hold for a clip."}),
+		copied: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_clip_copied_bytes_total",
+			Help: "Bytes the object store copied server-side to build clips (relay moves none of them)."}),
+		buildSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "relay_clip_build_seconds",
+			Help: "Time to build a clip file once its recordings are there.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
+	}
+	read := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "relay_clip_index_read_bytes_total",
+		Help: "Bytes relay read from objects to build clips: fragment indexes and box headers, never media."},
+		func() float64 { return float64(c.prober.indexBytes.Load()) })
+	reads := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "relay_clip_index_reads_total",
+		Help: "Ranged reads relay made to build clips."},
+		func() float64 { return float64(c.prober.requests.Load()) })
+	if reg == nil {
+		return m, nil
+	}
+	for _, col := range []prometheus.Collector{m.created, m.finished, m.failed, m.coverage, m.copied, m.buildSeconds, read, reads} {
+		if err := reg.Register(col); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
