@@ -33,6 +33,8 @@ type Hub struct {
 	uploader *upload.Uploader // nil without relay.url
 	link     *link.Client     // nil without relay.url
 	live     *live.Manager    // nil without relay.url: live view goes through relay
+	integ    integrations     // device tree file, box MQTT, ONVIF discovery
+	ptz      ptzControllers   // one per camera that was steered
 }
 
 // New opens the ring (repairing it after a crash) and takes the cameras of
@@ -65,6 +67,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Hub, error) {
 		h.live = live.New(live.Config{RelayURL: cfg.Relay.URL, Credential: cfg.Relay.Credential, Cameras: h.Camera,
 			Syntax: cfg.Templates, LANListen: cfg.Live.LANListen, MaxStreams: cfg.Live.MaxStreams, Logger: log})
 		h.live.Register(h.link)
+	}
+	if err := h.setupIntegrations(); err != nil {
+		r.Close()
+		return nil, err
 	}
 	h.SetCameras(FromConfig, cfg.Cameras)
 	return h, nil
@@ -112,6 +118,7 @@ func (h *Hub) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	h.cams.run(ctx)
+	h.runIntegrations(ctx, &wg)
 	wg.Add(1)
 	go func() { defer wg.Done(); h.watch(ctx) }()
 	if h.uploader != nil {

@@ -1,0 +1,368 @@
+package hub_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/zipnvr/zipnvr/hubd/internal/config"
+	"github.com/zipnvr/zipnvr/hubd/internal/hub"
+	"github.com/zipnvr/zipnvr/hubd/internal/zipato"
+	"github.com/zipnvr/zipnvr/testbed"
+	"github.com/zipnvr/zipnvr/testbed/fakecam"
+)
+
+// boxCamera describes a testbed camera in the box's keys.
+func boxCamera(name string, keys map[string]any) *testbed.ZipatoCamera {
+	return &testbed.ZipatoCamera{Name: name, Keys: keys}
+}
+
+func hostPort(t *testing.T, raw string) (host, port, path string) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Hostname(), u.Port(), u.Path
+}
+
+// mqttWatch subscribes to everything under the box's root.
+type mqttWatch struct {
+	cli  mqtt.Client
+	mu   sync.Mutex
+	msgs map[string][]byte // last payload per topic
+	all  [][]byte
+}
+
+func watchMQTT(t *testing.T, broker, user, pass string) *mqttWatch {
+	w := &mqttWatch{msgs: map[string][]byte{}}
+	w.cli = mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("watch-" + testbed.NewUUID()[:8]).
+		SetUsername(user).SetPassword(pass).SetOrderMatters(false))
+	if tok := w.cli.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("watch: %v", tok.Error())
+	}
+	t.Cleanup(func() { w.cli.Disconnect(100) })
+	tok := w.cli.Subscribe(testbed.ZipatoSampleRoot+"#", 1, func(_ mqtt.Client, m mqtt.Message) {
+		w.mu.Lock()
+		w.msgs[m.Topic()] = append([]byte(nil), m.Payload()...)
+		w.all = append(w.all, append([]byte(m.Topic()+" "), m.Payload()...))
+		w.mu.Unlock()
+	})
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("watch subscribe: %v", tok.Error())
+	}
+	return w
+}
+
+func (w *mqttWatch) publish(t *testing.T, rel, payload string) {
+	t.Helper()
+	if tok := w.cli.Publish(testbed.ZipatoSampleRoot+rel, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish %s: %v", rel, tok.Error())
+	}
+}
+
+// wait waits for a payload on rel that ok accepts.
+func (w *mqttWatch) wait(t *testing.T, rel string, timeout time.Duration, ok func([]byte) bool) []byte {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		w.mu.Lock()
+		p, have := w.msgs[testbed.ZipatoSampleRoot+rel]
+		w.mu.Unlock()
+		if have && ok(p) {
+			return p
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w.mu.Lock()
+	p := w.msgs[testbed.ZipatoSampleRoot+rel]
+	w.mu.Unlock()
+	t.Fatalf("no accepted message on %s; last %q", rel, p)
+	return nil
+}
+
+func (w *mqttWatch) forget(rel string) {
+	w.mu.Lock()
+	delete(w.msgs, testbed.ZipatoSampleRoot+rel)
+	w.mu.Unlock()
+}
+
+func (r *running) waitCameras(t *testing.T, timeout time.Duration, ids ...string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var got []string
+		for _, c := range r.hub.Cameras() {
+			got = append(got, c.ID)
+		}
+		if fmt.Sprint(got) == fmt.Sprint(sortStrings(ids)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hub cameras %v, want %v", got, sortStrings(ids))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func sortStrings(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
+
+// TestZipatoBox: hubd on a box with mosquitto (password file and ACL) and
+// the box simulator. The tree, in the sample's shape, has a gst-rtsp-server
+// camera (Digest) and an MJPEG camera: hubd finds and records both; a third
+// added to the tree is picked up, one removed is stopped (its segments
+// stay); state is published retained without credentials; PTZ, snapshot and
+// record commands arrive over MQTT and are answered.
+func TestZipatoBox(t *testing.T) {
+	testbed.RequireTools(t, "ffmpeg", "ffprobe", "mosquitto")
+	acl := "user box\ntopic readwrite zipato/#\n\nuser hubd\ntopic readwrite " + testbed.ZipatoSampleRoot + "#\n"
+	broker := testbed.Mosquitto(t, testbed.MosquittoOptions{Users: map[string]string{"box": "box-pw", "hubd": "mqtt-s3cret"}, ACL: acl})
+	gst := testbed.GstCamera(t, testbed.GstOptions{Auth: "digest", User: "admin", Pass: "cam-s3cret", Width: 640, Height: 360, Bitrate: 800})
+	mj := testbed.MJPEGCamera(t, testbed.MJPEGOptions{Auth: "digest", User: "admin", Pass: "cam-s3cret", Width: 320, Height: 240, FPS: 5})
+	ptzCam := testbed.VendorCamera(t, testbed.VendorCameraOptions{User: "admin", Pass: "cam-s3cret"})
+
+	_, gport, gpath := hostPort(t, gst.URL)
+	_, mport, _ := hostPort(t, mj.URL)
+	_, pport, _ := hostPort(t, ptzCam.URL)
+	rtsp := boxCamera("Front door", map[string]any{
+		"staticIp": "127.0.0.1", "port": gport, "username": "admin", "password": "cam-s3cret",
+		"hiQualityStream": "rtsp://${ip}:${port}" + gpath, "adminUrl": "http://${ip}:" + pport + "/",
+		"ptzClassName": "com.zipato.camera.HikvisionPTZ", "templateId": "CAMERA_PTZ",
+	})
+	mjpeg := boxCamera("Garden", map[string]any{
+		"discoveredIp": "127.0.0.1", "username": "admin", "password": "cam-s3cret",
+		"mjpegUrl": "http://${ip}:" + mport + "/mjpeg", "snapshot": "http://${ip}:" + mport + "/snapshot.jpg",
+	})
+	box := testbed.StartZipatoBox(t, testbed.ZipatoBoxOptions{Broker: broker.URL, Username: "box", Password: "box-pw",
+		Tree: testbed.ZipatoTree(t, nil, rtsp, mjpeg)})
+	watch := watchMQTT(t, broker.URL, "box", "box-pw")
+
+	extra := fmt.Sprintf("zipato: {broker: %q, username: hubd, password: mqtt-s3cret, client_id: zipabox-0107B6200D01C356, request_timeout_seconds: 2, state_seconds: 0.5}\nptz: {move_seconds: 0.3}\n", broker.URL)
+	r := startHubWith(t, extra, 2, "  []\n")
+	r.waitCameras(t, 15*time.Second, rtsp.Endpoint, mjpeg.Endpoint)
+	r.waitSegments(rtsp.Endpoint, 1, 20*time.Second)
+	r.waitSegments(mjpeg.Endpoint, 1, 20*time.Second)
+	if c, _ := r.hub.Camera(rtsp.Endpoint); c.Name != "Front door" || c.PTZ.Kind != "hikvision" {
+		t.Errorf("front door camera %+v", c)
+	}
+
+	// State, retained, per camera.
+	state := watch.wait(t, "cameras/"+rtsp.Endpoint+"/state", 5*time.Second, func(p []byte) bool {
+		var s zipato.CameraState
+		return json.Unmarshal(p, &s) == nil && s.Online && s.Recording && s.LastSegment != nil && s.PTZ
+	})
+	t.Logf("state: %s", state)
+	watch.wait(t, "hubd/status", time.Second, func(p []byte) bool { return string(p) == "online" })
+
+	// A third camera added on the box is picked up and recorded.
+	clip, err := fakecam.EncodeClip(context.Background(), fakecam.ClipOptions{Width: 320, Height: 240, Seconds: 2, GOP: 25, BitrateKbps: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc, err := fakecam.Start(fakecam.Options{Clip: clip, Paths: []string{"third"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	third := boxCamera("Third", map[string]any{"hiQualityStream": fc.URL("third"), "staticIp": "127.0.0.1"})
+	box.AddCamera(third)
+	r.waitCameras(t, 10*time.Second, rtsp.Endpoint, mjpeg.Endpoint, third.Endpoint)
+	r.waitSegments(third.Endpoint, 1, 15*time.Second)
+
+	// PTZ over MQTT: the camera's ISAPI gets the move, then the stop.
+	watch.publish(t, "request/cameras/"+rtsp.Endpoint+"/ptz", "LEFT")
+	ans := watch.wait(t, "cameras/"+rtsp.Endpoint+"/ptz", 5*time.Second, func([]byte) bool { return true })
+	if !bytes.Contains(ans, []byte(`"ok":true`)) {
+		t.Errorf("PTZ answer %s", ans)
+	}
+	time.Sleep(700 * time.Millisecond)
+	if got := ptzCam.Authorized(); len(got) != 2 || got[0].Method != "PUT" || !strings.Contains(got[0].Body, "<pan>-60</pan>") || !strings.Contains(got[1].Body, "<pan>0</pan>") {
+		t.Errorf("PTZ requests %+v", got)
+	}
+	// A camera without PTZ answers 409.
+	watch.publish(t, "request/cameras/"+mjpeg.Endpoint+"/ptz", "up")
+	ans = watch.wait(t, "cameras/"+mjpeg.Endpoint+"/ptz", 5*time.Second, func([]byte) bool { return true })
+	if !bytes.Contains(ans, []byte(`"status":409`)) || !bytes.Contains(ans, []byte("has no PTZ")) {
+		t.Errorf("no-PTZ answer %s", ans)
+	}
+	// Snapshot over MQTT: the JPEG of the MJPEG camera.
+	watch.publish(t, "request/cameras/"+mjpeg.Endpoint+"/snapshot", "get")
+	img := watch.wait(t, "cameras/"+mjpeg.Endpoint+"/snapshot/image", 10*time.Second, func([]byte) bool { return true })
+	if !bytes.HasPrefix(img, []byte{0xff, 0xd8}) {
+		t.Errorf("snapshot is not a JPEG: %q", img[:min(len(img), 16)])
+	}
+
+	// Bad input beside all this: a command from outside the root, a 1 MiB
+	// command, garbage where the box answers. Nothing stops recording.
+	before := len(ptzCam.Requests())
+	if tok := watch.cli.Publish("zipato/other-box/request/cameras/"+rtsp.Endpoint+"/ptz", 1, false, "up"); !tok.WaitTimeout(5 * time.Second) {
+		t.Fatal("publish")
+	}
+	watch.publish(t, "request/cameras/"+rtsp.Endpoint+"/ptz", strings.Repeat("x", 1<<20))
+	box.Publish(box.Root+"networks/list", []byte("{garbage"))
+
+	// Record off over MQTT: the recorder stops, the camera stays, the
+	// choice survives; on again resumes.
+	watch.publish(t, "request/cameras/"+third.Endpoint+"/record", "off")
+	watch.wait(t, "cameras/"+third.Endpoint+"/record", 5*time.Second, func(p []byte) bool { return bytes.Contains(p, []byte(`"ok":true`)) })
+	watch.wait(t, "cameras/"+third.Endpoint+"/state", 5*time.Second, func(p []byte) bool { return bytes.Contains(p, []byte(`"recording":false`)) })
+	for _, rec := range r.hub.Recorders() {
+		if rec.Status().Camera == third.Endpoint {
+			t.Error("third camera still recording after record off")
+		}
+	}
+	if data, err := os.ReadFile(filepath.Join(r.dir, "record-overrides.json")); err != nil || !strings.Contains(string(data), third.Endpoint) {
+		t.Errorf("record off not kept: %s, %v", data, err)
+	}
+	watch.publish(t, "request/cameras/"+third.Endpoint+"/record", "on")
+	watch.wait(t, "cameras/"+third.Endpoint+"/state", 5*time.Second, func(p []byte) bool { return bytes.Contains(p, []byte(`"recording":true`)) })
+
+	// The MJPEG camera removed from the box: its recorder stops, its
+	// segments stay, its retained state is cleared.
+	mjSegs := len(r.closed(mjpeg.Endpoint))
+	box.RemoveDevice(mjpeg.Device)
+	r.waitCameras(t, 10*time.Second, rtsp.Endpoint, third.Endpoint)
+	watch.wait(t, "cameras/"+mjpeg.Endpoint+"/state", 5*time.Second, func(p []byte) bool { return len(p) == 0 })
+	if n := len(r.closed(mjpeg.Endpoint)); n < mjSegs || n == 0 {
+		t.Errorf("removed camera's segments: %d, had %d", n, mjSegs)
+	}
+	if len(ptzCam.Requests()) != before {
+		t.Errorf("bad commands reached the camera: %v", ptzCam.Requests()[before:])
+	}
+	r.waitSegments(rtsp.Endpoint, 3, 20*time.Second)
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	r.check(rtsp.Endpoint, "h264", 25, 50)
+	r.check(mjpeg.Endpoint, "mjpeg", 0, 1)
+	r.check(third.Endpoint, "h264", 25, 25)
+
+	// No credential in the log or on the broker.
+	logs := r.logs.String()
+	watch.mu.Lock()
+	defer watch.mu.Unlock()
+	for _, secret := range []string{"cam-s3cret", "mqtt-s3cret", "box-pw"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("%s in hubd's log", secret)
+		}
+		for _, m := range watch.all {
+			if bytes.Contains(m, []byte(secret)) {
+				t.Errorf("%s on the broker: %.80s", secret, m)
+			}
+		}
+	}
+	if !strings.Contains(logs, "MQTT command ignored") && !strings.Contains(logs, "MQTT command refused") {
+		t.Error("the 1 MiB command was not logged")
+	}
+}
+
+// TestDeviceTreeFile: cameras from a device-tree file; a bad file refuses
+// the start naming the key; a file changed at run time is followed.
+func TestDeviceTreeFile(t *testing.T) {
+	clip, err := fakecam.EncodeClip(context.Background(), fakecam.ClipOptions{Width: 320, Height: 240, Seconds: 2, GOP: 25, BitrateKbps: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc, err := fakecam.Start(fakecam.Options{Clip: clip, Paths: []string{"a", "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"networks": {"x": {"devices": 7}}}`), 0o644)
+	cfg, err := config.Parse([]byte(fmt.Sprintf("hub: {data_dir: %q}\nzipato: {device_tree_file: %q}\n", t.TempDir(), bad)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.New(cfg, nil); err == nil || !strings.Contains(err.Error(), "zipato.device_tree_file") {
+		t.Fatalf("bad device tree file: %v", err)
+	}
+
+	a := boxCamera("A", map[string]any{"hiQualityStream": fc.URL("a")})
+	keyless := boxCamera("Keyless", map[string]any{"username": "x"})
+	path := filepath.Join(dir, "tree.json")
+	os.WriteFile(path, testbed.ZipatoTree(t, nil, a, keyless), 0o644)
+	r := startHubWith(t, fmt.Sprintf("zipato: {device_tree_file: %q}\n", path), 1, "  []\n")
+	r.waitCameras(t, 5*time.Second, a.Endpoint)
+	r.waitSegments(a.Endpoint, 1, 10*time.Second)
+	if !strings.Contains(r.logs.String(), "no stream URL") {
+		t.Error("the keyless endpoint was not logged")
+	}
+	b := boxCamera("B", map[string]any{"hiQualityStream": fc.URL("b")})
+	os.WriteFile(path, testbed.ZipatoTree(t, nil, a, b), 0o644)
+	r.waitCameras(t, 10*time.Second, a.Endpoint, b.Endpoint)
+	os.WriteFile(path, []byte("{truncated"), 0o644)
+	time.Sleep(6 * time.Second)
+	r.waitCameras(t, time.Second, a.Endpoint, b.Endpoint)
+	if !strings.Contains(r.logs.String(), "device tree file not usable") {
+		t.Error("the broken file was not logged")
+	}
+}
+
+// TestHubPTZ: the statuses the relay and MQTT answer with.
+func TestHubPTZ(t *testing.T) {
+	vc := testbed.VendorCamera(t, testbed.VendorCameraOptions{Auth: "basic"})
+	u, _ := url.Parse(vc.URL)
+	cams := fmt.Sprintf("  - id: ptzcam\n    ip: 127.0.0.1\n    username: %s\n    password: %s\n    admin_url: 'http://${ip}:%s/'\n    ptz: {kind: axis}\n    record: 'off'\n", vc.User, vc.Pass, u.Port()) +
+		"  - id: fixed\n    ip: 127.0.0.1\n    record: 'off'\n" +
+		fmt.Sprintf("  - id: wrongpw\n    ip: 127.0.0.1\n    username: admin\n    password: nope\n    admin_url: 'http://${ip}:%s/'\n    ptz: {kind: hikvision}\n    record: 'off'\n", u.Port()) +
+		"  - id: dead\n    ip: 127.0.0.1\n    admin_url: 'http://127.0.0.1:1/'\n    ptz: {kind: foscam}\n    record: 'off'\n"
+	r := startHubWith(t, "ptz: {move_seconds: 0.2, timeout_seconds: 1}\n", 1, cams)
+	ctx := context.Background()
+	tests := []struct {
+		cam, action string
+		preset      int
+		status      int
+	}{
+		{"ptzcam", "home", 0, 0},
+		{"ptzcam", "preset", 4, 0},
+		{"ptzcam", "jump", 0, http.StatusBadRequest},
+		{"ptzcam", "preset", 300, http.StatusBadRequest},
+		{"nosuch", "up", 0, http.StatusNotFound},
+		{"fixed", "up", 0, http.StatusConflict},
+		{"wrongpw", "up", 0, http.StatusBadGateway},
+		{"dead", "up", 0, http.StatusBadGateway},
+	}
+	for _, tt := range tests {
+		err := r.hub.PTZ(ctx, tt.cam, tt.action, tt.preset)
+		var se *hub.StatusError
+		switch {
+		case tt.status == 0 && err != nil:
+			t.Errorf("%s %s: %v", tt.cam, tt.action, err)
+		case tt.status != 0 && (!errors.As(err, &se) || se.Status != tt.status):
+			t.Errorf("%s %s %d: %v, want status %d", tt.cam, tt.action, tt.preset, err, tt.status)
+		}
+		if err != nil && strings.Contains(err.Error(), "nope") {
+			t.Errorf("password in %v", err)
+		}
+	}
+	if err := r.hub.PTZ(ctx, "fixed", "up", 0); err == nil || err.Error() != "camera fixed has no PTZ" {
+		t.Errorf("no-PTZ message: %v", err)
+	}
+	got := vc.Authorized()
+	if len(got) != 2 || got[0].Query != "move=home&camera=1" || got[1].Query != "gotoserverpresetno=4&camera=1" {
+		t.Errorf("camera got %+v", got)
+	}
+}
