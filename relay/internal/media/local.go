@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -46,6 +47,41 @@ type Local struct {
 	secret                  []byte
 	max                     int64
 	now                     func() time.Time
+	metas                   metaCache
+}
+
+// metaCache remembers objects' metadata as this process wrote or read it,
+// so that a HEAD (one per upload notice) costs a stat. An entry is used
+// only while it matches the file's inode, size and mtime, so one left
+// behind by a change of the file is ignored, never believed.
+type metaCache struct {
+	mu sync.Mutex
+	m  map[string]meta
+}
+
+// maxCachedMetas bounds the cache; past it, it starts over.
+const maxCachedMetas = 100_000
+
+func (c *metaCache) get(key string) (meta, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.m[key]
+	return m, ok
+}
+
+func (c *metaCache) put(key string, m meta) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedMetas {
+		c.m = map[string]meta{}
+	}
+	c.m[key] = m
+}
+
+func (c *metaCache) drop(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, key)
 }
 
 // maxSegmentBytes is the longest file name most Linux file systems take.
@@ -261,6 +297,7 @@ func (l *Local) writeMeta(key string, m meta) error {
 		os.Remove(tmp)
 		return err
 	}
+	l.metas.put(key, m)
 	return nil
 }
 
@@ -325,10 +362,17 @@ func (l *Local) Head(ctx context.Context, key string) (ObjectInfo, error) {
 		return ObjectInfo{}, err
 	}
 	// The fast path, taken for every upload notice: a stat and the
-	// metadata, without opening the content.
+	// metadata (cached, else its file), without opening the content.
 	if fi, err := os.Stat(l.objPath(key)); err == nil && fi.Mode().IsRegular() {
-		var m meta
-		if b, err := os.ReadFile(l.metaPath(key)); err == nil && json.Unmarshal(b, &m) == nil && m.matches(fi) {
+		m, ok := l.metas.get(key)
+		if !ok || !m.matches(fi) {
+			b, err := os.ReadFile(l.metaPath(key))
+			ok = err == nil && json.Unmarshal(b, &m) == nil && m.matches(fi)
+			if ok {
+				l.metas.put(key, m)
+			}
+		}
+		if ok {
 			return ObjectInfo{Size: fi.Size(), ETag: m.ETag, ContentType: m.ContentType, LastModified: fi.ModTime().UTC()}, nil
 		}
 	}
@@ -349,6 +393,7 @@ func (l *Local) Delete(ctx context.Context, key string) error {
 	if err := l.validateKey(key); err != nil {
 		return err
 	}
+	l.metas.drop(key)
 	for _, p := range []struct{ root, path string }{{l.objDir, l.objPath(key)}, {l.metaDir, l.metaPath(key)}} {
 		fi, err := os.Lstat(p.path)
 		if err != nil {
