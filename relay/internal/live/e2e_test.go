@@ -176,6 +176,9 @@ func TestLiveWebRTC(t *testing.T) {
 
 	tab1 := openTab(t, b, s.pageURL("hub-1.cam1", "high", "webrtc"))
 	waitDecoding(t, tab1, 25, 1280, 720, 20*time.Second)
+	if shot := os.Getenv("LIVE_SCREENSHOT"); shot != "" {
+		_ = tab1.Screenshot(strings.TrimSuffix(shot, ".png") + "-live.png")
+	}
 	if tr := evalString(t, tab1, "zipnvr.transport"); tr != "webrtc" {
 		t.Fatalf("transport %q, want webrtc", tr)
 	}
@@ -226,7 +229,10 @@ func TestLiveWebRTC(t *testing.T) {
 	}
 	detail := evalString(t, tab3, "zipnvr.detail")
 	t.Logf("viewer saw the end %s after SIGKILL: %q", time.Since(killed).Round(10*time.Millisecond), detail)
-	if !strings.Contains(detail, "hub") {
+	if shot := os.Getenv("LIVE_SCREENSHOT"); shot != "" {
+		_ = tab3.Screenshot(shot)
+	}
+	if !strings.Contains(detail, "hub disconnected") {
 		t.Errorf("end reason %q does not name the hub", detail)
 	}
 	waitMetric(t, s.relay, "relay_hub_links", 0, 10*time.Second)
@@ -335,6 +341,7 @@ func TestLiveFallbacks(t *testing.T) {
 		waitDecoding(t, tab, 10, 640, 360, 30*time.Second)
 		note := evalString(t, tab, "zipnvr.fallbackNote || ''")
 		quality := evalString(t, tab, "document.getElementById('quality').value")
+		t.Logf("page: %s", evalString(t, tab, "document.getElementById('state').textContent"))
 		if !strings.Contains(note, "cannot decode H.265") || quality != "low" {
 			t.Fatalf("fallback note %q, quality %q: want the H.265 note and the low quality", note, quality)
 		}

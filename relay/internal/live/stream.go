@@ -193,7 +193,7 @@ func (st *stream) read(ws *websocket.Conn) {
 		if err != nil {
 			reason := "hub disconnected"
 			var ce *websocket.CloseError
-			if errors.As(err, &ce) && ce.Text != "" {
+			if errors.As(err, &ce) && ce.Code == websocket.CloseNormalClosure && ce.Text != "" {
 				reason = "hub ended the stream: " + ce.Text
 			}
 			st.log.Info("hub stream socket closed", "err", err)
