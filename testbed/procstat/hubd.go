@@ -48,3 +48,21 @@ func (c *HubdClient) Status(ctx context.Context, v any) error {
 	}
 	return nil
 }
+
+// Metrics fetches GET /metrics (Prometheus text) and returns its samples:
+// the series (name{labels}) to its value.
+func (c *HubdClient) Metrics(ctx context.Context) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://hubd/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ask hubd metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("ask hubd metrics: %s", resp.Status)
+	}
+	return ParseMetrics(resp.Body)
+}

@@ -3,9 +3,11 @@
 package procstat
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -107,4 +109,53 @@ func OpenFDs(pid int) (int, error) {
 		return 0, fmt.Errorf("count open fds: %w", err)
 	}
 	return len(ents), nil
+}
+
+// WriteBytes is write_bytes of /proc/PID/io: the bytes the process caused
+// to be sent to storage (a page counts when it becomes dirty), what wears
+// an SD card. Reading another process's io needs root or the same user.
+func WriteBytes(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read io counters: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/io has no write_bytes (kernel without task I/O accounting)", pid)
+}
+
+// ParseMetrics reads the Prometheus text format: comments are skipped, a
+// sample line is the series, a space and the value (a timestamp after it
+// is ignored). Label values may hold spaces, so the series ends at the
+// closing brace when there is one.
+func ParseMetrics(rd io.Reader) (map[string]float64, error) {
+	out := map[string]float64{}
+	sc := bufio.NewScanner(rd)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		end := strings.IndexByte(line, ' ')
+		if i := strings.LastIndexByte(line, '}'); i >= 0 {
+			end = i + 1
+		}
+		if end <= 0 || end >= len(line) {
+			return nil, fmt.Errorf("malformed metrics line %q", line)
+		}
+		f := strings.Fields(line[end:])
+		if len(f) == 0 {
+			return nil, fmt.Errorf("malformed metrics line %q", line)
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return nil, fmt.Errorf("malformed metrics line %q: %w", line, err)
+		}
+		out[line[:end]] = v
+	}
+	return out, sc.Err()
 }
