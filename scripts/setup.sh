@@ -10,7 +10,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x fonts-dejavu-core
   ffmpeg rtsp-server-perl mosquitto mosquitto-clients qemu-user-static curl iproute2
-  util-linux make awscli systemd
+  util-linux make awscli systemd chromium
 )
 
 missing=()
