@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -255,7 +256,7 @@ func TestZipatoBox(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.check(rtsp.Endpoint, "h264", 25, 50)
-	r.check(mjpeg.Endpoint, "mjpeg", 0, 1)
+	checkMJPEG(t, r, mjpeg.Endpoint)
 	r.check(third.Endpoint, "h264", 25, 25)
 
 	// No credential in the log or on the broker.
@@ -267,6 +268,11 @@ func TestZipatoBox(t *testing.T) {
 			t.Errorf("%s in hubd's log", secret)
 		}
 		for _, m := range watch.all {
+			// The box's own info answers carry the camera keys, passwords
+			// included (that is its API); what hubd publishes must not.
+			if !hubdTopic(m) {
+				continue
+			}
 			if bytes.Contains(m, []byte(secret)) {
 				t.Errorf("%s on the broker: %.80s", secret, m)
 			}
@@ -364,5 +370,41 @@ func TestHubPTZ(t *testing.T) {
 	got := vc.Authorized()
 	if len(got) != 2 || got[0].Query != "move=home&camera=1" || got[1].Query != "gotoserverpresetno=4&camera=1" {
 		t.Errorf("camera got %+v", got)
+	}
+}
+
+// hubdTopic says whether a watched message (topic, space, payload) is on a
+// topic hubd publishes: its status, camera state and answers, requests.
+func hubdTopic(m []byte) bool {
+	for _, rel := range []string{"hubd/", "cameras/", "request/"} {
+		if bytes.HasPrefix(m, []byte(testbed.ZipatoSampleRoot+rel)) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkMJPEG judges an MJPEG camera's segments like r.check, but decodes
+// with the file's own time base: an MJPEG camera's frames are stamped on
+// arrival, and ffmpeg's null output otherwise rounds them to the frame rate
+// it guesses (two frames arriving 120 ms apart at 5 fps land on one tick
+// and -xerror fails although every DTS in the file is strictly increasing).
+func checkMJPEG(t *testing.T, r *running, cam string) {
+	t.Helper()
+	segs := r.segments(cam)
+	if len(segs) == 0 {
+		t.Errorf("%s: no segments", cam)
+	}
+	for _, s := range segs {
+		path := filepath.Join(r.dir, s.Path)
+		p := testbed.ProbeFile(t, path)
+		if p.ProbeError != "" || p.Codec != "mjpeg" || p.Packets == 0 || p.Packets != s.Frames || !p.MonotonicDTS || !strings.HasPrefix(p.FirstFlags, "K") {
+			t.Errorf("%s: probe %+v, index frames %d", s.Path, p, s.Frames)
+		}
+		out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", path,
+			"-enc_time_base", "-1", "-f", "null", "-").CombinedOutput()
+		if err != nil || len(bytes.TrimSpace(out)) != 0 {
+			t.Errorf("%s: decode: %v %s", s.Path, err, out)
+		}
 	}
 }
