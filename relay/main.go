@@ -170,8 +170,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		return err
 	}
 	defer lv.Close()
+	clipper, err := newClips(st, objects, links, reg, log)
+	if err != nil {
+		return err
+	}
 	handler, err := api.New(api.Options{
 		Store: st, Objects: objects, AdminToken: token, Logger: log, Registry: reg, Links: links, Live: lv,
+		Clips: clipper, PublicURL: cfg.PublicURL,
 		MaxBodyBytes:   int64(cfg.MaxBodyBytes),
 		UploadExpiry:   cfg.UploadURLExpiry(),
 		DownloadExpiry: cfg.DownloadURLExpiry(),
@@ -208,6 +213,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}()
 	sweeper := &retention.Sweeper{Store: st, Objects: objects, Log: log.With("component", "retention")}
 	wg.Go(func() { sweeper.Run(sweepCtx, sweepEvery) })
+	wg.Go(func() {
+		if err := clipper.Run(sweepCtx); err != nil {
+			log.Error("clips stopped", "err", err)
+		}
+	})
 
 	log.Info("relay serving", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "data_dir", cfg.DataDir, "media", mediaKind(cfg))
 	if ready != nil {

@@ -67,6 +67,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Hub, error) {
 		h.live = live.New(live.Config{RelayURL: cfg.Relay.URL, Credential: cfg.Relay.Credential, Cameras: h.Camera,
 			Syntax: cfg.Templates, LANListen: cfg.Live.LANListen, MaxStreams: cfg.Live.MaxStreams, Logger: log})
 		h.live.Register(h.link)
+		h.registerCoverage()
 	}
 	if err := h.setupIntegrations(); err != nil {
 		r.Close()

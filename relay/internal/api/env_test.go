@@ -17,6 +17,7 @@ import (
 
 	"github.com/zipnvr/zipnvr/pkg/camera"
 	"github.com/zipnvr/zipnvr/pkg/proto"
+	"github.com/zipnvr/zipnvr/relay/internal/clips"
 	"github.com/zipnvr/zipnvr/relay/internal/hublink"
 	"github.com/zipnvr/zipnvr/relay/internal/store"
 )
@@ -33,6 +34,7 @@ type env struct {
 	objects *fakeObjects
 	api     *Server
 	logs    *syncBuffer
+	clips   *clips.Coordinator // not running: tests drive it (clips_test.go)
 }
 
 func newEnv(t testing.TB) *env {
@@ -53,9 +55,10 @@ func newEnvLogging(t testing.TB, level slog.Level) *env {
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: level}))
 	links := hublink.New(hublink.Config{Logger: logger})
 	lv := newTestLive(t, links, logger)
+	e.clips = newTestClips(t, st, links, logger)
 	e.api, err = New(Options{
 		Store: st, Objects: e.objects, AdminToken: adminToken, MaxBodyBytes: 64 << 10,
-		Logger: logger, Links: links, Live: lv,
+		Logger: logger, Links: links, Live: lv, Clips: e.clips,
 		Now: func() time.Time { return now },
 	})
 	if err != nil {

@@ -166,6 +166,9 @@ func (s *Server) notifyRecording(w http.ResponseWriter, r *http.Request, p princ
 	if res[0].Created {
 		code = http.StatusCreated
 		s.metrics.recordings.Inc()
+		if s.clips != nil {
+			s.clips.RecordingAdded(ch.ID) // clips waiting for it look now
+		}
 	}
 	writeJSON(w, code, recordingView(res[0].Recording))
 	return nil

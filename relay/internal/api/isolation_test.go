@@ -3,6 +3,7 @@ package api
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zipnvr/zipnvr/pkg/proto"
 	"github.com/zipnvr/zipnvr/relay/internal/auth"
@@ -21,6 +22,9 @@ func TestAccessMatrix(t *testing.T) {
 		return func(e *env, a tenant) (string, any) {
 			return "/api/v1/channels/" + a.cams.Cameras[0].Channel + suffix, nil
 		}
+	}
+	clipPath := func(suffix string) func(e *env, a tenant) (string, any) {
+		return func(e *env, a tenant) (string, any) { return "/api/v1/clips/" + e.newClip(a).ID + suffix, nil }
 	}
 	fixed := func(path string, body any) func(e *env, a tenant) (string, any) {
 		return func(*env, tenant) (string, any) { return path, body }
@@ -59,6 +63,16 @@ func TestAccessMatrix(t *testing.T) {
 		{"GET", chPath(""), want{200, 404, 401, 401, 403, 200}},
 		{"DELETE", chPath(""), want{204, 404, 401, 401, 403, 204}},
 		{"GET", chPath("/recordings"), want{200, 404, 401, 401, 403, 200}},
+		// Clips: another tenant's clip is as absent as an unknown one.
+		{"POST", func(e *env, a tenant) (string, any) {
+			return "/api/v1/channels/" + a.cams.Cameras[0].Channel + "/clips", map[string]any{"start": now.Add(-time.Hour), "end": now.Add(-time.Hour + 8*time.Second)}
+		}, want{202, 404, 401, 401, 403, 202}},
+		{"GET", chPath("/clips"), want{200, 404, 401, 401, 403, 200}},
+		{"GET", clipPath(""), want{200, 404, 401, 401, 403, 200}},
+		{"DELETE", clipPath(""), want{204, 404, 401, 401, 403, 204}},
+		{"PUT", clipPath("/pin"), want{200, 404, 401, 401, 403, 200}},
+		{"DELETE", clipPath("/pin"), want{200, 404, 401, 401, 403, 200}},
+		{"GET", clipPath("/playlist.m3u8"), want{401, 401, 401, 401, 401, 401}}, // signed URL, no bearer
 		// Live view: the stream token routes take no user token at all.
 		{"POST", func(e *env, a tenant) (string, any) {
 			return "/api/v1/channels/" + a.cams.Cameras[0].Channel + "/stream-token", map[string]string{"quality": "high"}

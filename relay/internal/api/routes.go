@@ -41,6 +41,15 @@ func routeTable() []route {
 		{"DELETE", Prefix + "/channels/{id}", users, (*Server).deleteChannel},
 		{"GET", Prefix + "/channels/{id}/recordings", users, (*Server).listRecordings},
 
+		// Clips (clips.go); the playlist URL is signed, not bearer-authorized.
+		{"POST", Prefix + "/channels/{id}/clips", users, (*Server).createClip},
+		{"GET", Prefix + "/channels/{id}/clips", users, (*Server).listClips},
+		{"GET", Prefix + "/clips/{id}", users, (*Server).getClip},
+		{"DELETE", Prefix + "/clips/{id}", users, (*Server).deleteClip},
+		{"PUT", Prefix + "/clips/{id}/pin", users, (*Server).pinClip},
+		{"DELETE", Prefix + "/clips/{id}/pin", users, (*Server).unpinClip},
+		{"GET", Prefix + "/clips/{id}/playlist.m3u8", public, (*Server).clipPlaylist},
+
 		// Live view (live.go): the stream token routes are public here; the
 		// stream token is checked by the live service.
 		{"POST", Prefix + "/channels/{id}/stream-token", users, (*Server).createStreamToken},

@@ -6,6 +6,7 @@ package api
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +43,13 @@ type Options struct {
 	Links *hublink.Registry
 	// Live is the live-view broker; nil: live routes answer 503.
 	Live *live.Service
+	// Clips is the clip coordinator; nil: clip routes answer 503.
+	Clips ClipService
+	// PublicURL is how clients reach relay (playlist URLs); empty: the
+	// address each request came to.
+	PublicURL string
+	// ClipURLKey signs clip playlist URLs; nil: derived from AdminToken.
+	ClipURLKey []byte
 }
 
 // Server serves the API. It is an http.Handler.
@@ -55,6 +63,9 @@ type Server struct {
 	metrics   *metrics
 	links     *hublink.Registry
 	live      *live.Service
+	clips     ClipService
+	// clipURLKey signs clip playlist URLs (clips.go).
+	clipURLKey []byte
 }
 
 // New checks o and builds the routes.
@@ -99,6 +110,12 @@ func New(o Options) (*Server, error) {
 		mux:       http.NewServeMux(),
 		links:     o.Links,
 		live:      o.Live,
+		clips:     o.Clips,
+	}
+	s.clipURLKey = o.ClipURLKey
+	if len(s.clipURLKey) == 0 {
+		k := sha256.Sum256([]byte("zipnvr clip playlist v1\n" + o.AdminToken))
+		s.clipURLKey = k[:]
 	}
 	var err error
 	if s.metrics, err = newMetrics(o.Registry); err != nil {
