@@ -408,3 +408,122 @@ func checkMJPEG(t *testing.T, r *running, cam string) {
 		}
 	}
 }
+
+// TestRelayPTZ: POST /api/v1/cameras/{id}/ptz/... on a relay process goes
+// over the hub's control link to the camera, and the hub's answer comes
+// back as the API's status: a move and its automatic stop reach the
+// camera's HTTP API, a preset too; a camera without PTZ, an unknown action,
+// a camera that refuses the credentials, another tenant, and a hub gone
+// offline each get their own clear error.
+func TestRelayPTZ(t *testing.T) {
+	relay := testbed.StartRelay(t, testbed.RelayOptions{})
+	p := relay.Provision(t, "home", "hub1")
+	other := relay.Provision(t, "neighbour", "hub2")
+	vc := testbed.VendorCamera(t, testbed.VendorCameraOptions{User: "admin", Pass: "cam-s3cret"})
+	_, port, _ := hostPort(t, vc.URL)
+	cams := fmt.Sprintf("  - id: dome\n    ip: 127.0.0.1\n    username: admin\n    password: cam-s3cret\n    admin_url: 'http://${ip}:%s/'\n    ptz: {kind: hikvision}\n    streams: {high: 'rtsp://127.0.0.1:1/x'}\n    record: 'off'\n", port) +
+		"  - id: fixed\n    ip: 127.0.0.1\n    streams: {high: 'rtsp://127.0.0.1:1/y'}\n    record: 'off'\n" +
+		fmt.Sprintf("  - id: wrongpw\n    ip: 127.0.0.1\n    username: admin\n    password: nope\n    admin_url: 'http://${ip}:%s/'\n    ptz: {kind: axis}\n    streams: {high: 'rtsp://127.0.0.1:1/z'}\n    record: 'off'\n", port)
+	r := startHubWith(t, fmt.Sprintf("relay: {url: %q, credential: %q}\nptz: {move_seconds: 0.3}\n", relay.URL, p.HubCredential), 2, cams)
+
+	// The relay knows the cameras once the hub reported them and its link is up.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var list struct{ Cameras []struct{ ID string } }
+		relay.Do(t, p.UserTk, "GET", "/api/v1/cameras", nil, http.StatusOK, &list)
+		if len(list.Cameras) == 3 && r.hub.Link().Up() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("relay cameras %+v, link up %v", list.Cameras, r.hub.Link().Up())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	post := func(token, path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", relay.URL+"/api/v1/cameras/"+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body bytes.Buffer
+		body.ReadFrom(resp.Body)
+		return resp.StatusCode, body.String()
+	}
+
+	tests := []struct {
+		token, path string
+		status      int
+		says        string // in the JSON answer
+	}{
+		{p.UserTk, "hub1.dome/ptz/LEFT", 200, `"action":"left"`},
+		{p.UserTk, "hub1.dome/ptz/preset/7", 200, `"preset":7`},
+		{p.UserTk, "hub1.fixed/ptz/up", 409, "has no PTZ"},
+		{p.UserTk, "hub1.dome/ptz/spin", 400, "unknown action"},
+		{p.UserTk, "hub1.dome/ptz/preset/0", 400, "1-255"},
+		{p.UserTk, "hub1.dome/ptz/preset", 400, "needs its number"},
+		{p.UserTk, "hub1.wrongpw/ptz/home", 502, "refused the credentials"},
+		{p.UserTk, "hub1.nosuch/ptz/up", 404, "not found"},
+		{other.UserTk, "hub1.dome/ptz/up", 404, "not found"},
+	}
+	for i, tt := range tests {
+		code, body := post(tt.token, tt.path)
+		if code != tt.status || !strings.Contains(body, tt.says) {
+			t.Errorf("POST %s: %d %s, want %d with %q", tt.path, code, body, tt.status, tt.says)
+		}
+		if i == 0 {
+			// Let the move stop by itself (a preset would cancel the stop).
+			waitAuthorized(t, vc, 2, 3*time.Second)
+		}
+		for _, secret := range []string{"cam-s3cret", "nope"} {
+			if strings.Contains(body, secret) {
+				t.Errorf("POST %s: a password in the answer: %s", tt.path, body)
+			}
+		}
+	}
+	got := vc.Authorized()
+	want := []struct{ method, path, body string }{
+		{"PUT", "/ISAPI/PTZCtrl/channels/1/continuous", "<pan>-60</pan><tilt>0</tilt><zoom>0</zoom>"},
+		{"PUT", "/ISAPI/PTZCtrl/channels/1/continuous", "<pan>0</pan><tilt>0</tilt><zoom>0</zoom>"},
+		{"PUT", "/ISAPI/PTZCtrl/channels/1/presets/7/goto", ""},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("camera got %d authorized requests, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		if g := got[i]; g.Method != w.method || g.Path != w.path || !strings.Contains(g.Body, w.body) || g.AuthScheme != "Digest" {
+			t.Errorf("request %d: %s %s %q (%s), want %s %s %q (Digest)", i, g.Method, g.Path, g.Body, g.AuthScheme, w.method, w.path, w.body)
+		}
+	}
+	if gap := got[1].Time.Sub(got[0].Time); gap < 300*time.Millisecond || gap > 1300*time.Millisecond {
+		t.Errorf("the move stopped %v after it started, want about 300 ms (ptz.move_seconds)", gap)
+	}
+
+	// The hub gone: a clear 503, not a hang.
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		code, body := post(p.UserTk, "hub1.dome/ptz/up")
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "offline") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hub stopped: %d %s, want 503 offline", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func waitAuthorized(t *testing.T, cam *testbed.PTZCamera, n int, timeout time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); len(cam.Authorized()) < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("camera got %d authorized requests, want %d: %+v", len(cam.Authorized()), n, cam.Authorized())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

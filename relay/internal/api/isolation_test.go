@@ -59,6 +59,10 @@ func TestAccessMatrix(t *testing.T) {
 		{"GET", fixed("/api/v1/cameras", nil), want{200, 200, 401, 401, 403, 200}},
 		{"GET", camPath(""), want{200, 404, 401, 401, 403, 200}},
 		{"POST", camPath("/channel"), want{200, 404, 401, 401, 403, 200}},
+		// PTZ: cam1 has no PTZ (409 before any hub is asked); another
+		// tenant's camera is absent.
+		{"POST", camPath("/ptz/left"), want{409, 404, 401, 401, 403, 409}},
+		{"POST", camPath("/ptz/preset/3"), want{409, 404, 401, 401, 403, 409}},
 		{"GET", fixed("/api/v1/channels", nil), want{200, 200, 401, 401, 403, 200}},
 		{"GET", chPath(""), want{200, 404, 401, 401, 403, 200}},
 		{"DELETE", chPath(""), want{204, 404, 401, 401, 403, 204}},

@@ -36,6 +36,9 @@ func routeTable() []route {
 		{"GET", Prefix + "/cameras", users, (*Server).listCameras},
 		{"GET", Prefix + "/cameras/{id}", users, (*Server).getCamera},
 		{"POST", Prefix + "/cameras/{id}/channel", users, (*Server).ensureChannel},
+		// PTZ (ptz.go), through the camera's hub control link.
+		{"POST", Prefix + "/cameras/{id}/ptz/{action}", users, (*Server).ptzAction},
+		{"POST", Prefix + "/cameras/{id}/ptz/preset/{n}", users, (*Server).ptzPreset},
 		{"GET", Prefix + "/channels", users, (*Server).listChannels},
 		{"GET", Prefix + "/channels/{id}", users, (*Server).getChannel},
 		{"DELETE", Prefix + "/channels/{id}", users, (*Server).deleteChannel},
