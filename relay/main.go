@@ -174,9 +174,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
+	snaps, err := newSnapshots(cfg, st, objects, links, log)
+	if err != nil {
+		return err
+	}
+	defer snaps.Close() // before the store closes
 	handler, err := api.New(api.Options{
 		Store: st, Objects: objects, AdminToken: token, Logger: log, Registry: reg, Links: links, Live: lv,
-		Clips: clipper, PublicURL: cfg.PublicURL,
+		Clips: clipper, PublicURL: cfg.PublicURL, Snapshots: snaps,
 		MaxBodyBytes:   int64(cfg.MaxBodyBytes),
 		UploadExpiry:   cfg.UploadURLExpiry(),
 		DownloadExpiry: cfg.DownloadURLExpiry(),

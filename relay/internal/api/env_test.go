@@ -19,6 +19,7 @@ import (
 	"github.com/zipnvr/zipnvr/pkg/proto"
 	"github.com/zipnvr/zipnvr/relay/internal/clips"
 	"github.com/zipnvr/zipnvr/relay/internal/hublink"
+	"github.com/zipnvr/zipnvr/relay/internal/snapshots"
 	"github.com/zipnvr/zipnvr/relay/internal/store"
 )
 
@@ -28,13 +29,15 @@ const adminToken = "test-admin-token-0123456789abcdef0123456789"
 var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 type env struct {
-	t       testing.TB
-	srv     *httptest.Server
-	store   *store.Bolt
-	objects *fakeObjects
-	api     *Server
-	logs    *syncBuffer
-	clips   *clips.Coordinator // not running: tests drive it (clips_test.go)
+	t        testing.TB
+	srv      *httptest.Server
+	store    *store.Bolt
+	objects  *fakeObjects
+	api      *Server
+	logs     *syncBuffer
+	clips    *clips.Coordinator // not running: tests drive it (clips_test.go)
+	snaps    *snapshots.Service // over snapData (snapshots_test.go)
+	snapData *rangeObjects
 }
 
 func newEnv(t testing.TB) *env {
@@ -56,9 +59,10 @@ func newEnvLogging(t testing.TB, level slog.Level) *env {
 	links := hublink.New(hublink.Config{Logger: logger})
 	lv := newTestLive(t, links, logger)
 	e.clips = newTestClips(t, st, links, logger)
+	e.snaps, e.snapData = newTestSnapshots(t, st, e.objects, links, logger)
 	e.api, err = New(Options{
 		Store: st, Objects: e.objects, AdminToken: adminToken, MaxBodyBytes: 64 << 10,
-		Logger: logger, Links: links, Live: lv, Clips: e.clips,
+		Logger: logger, Links: links, Live: lv, Clips: e.clips, Snapshots: e.snaps,
 		Now: func() time.Time { return now },
 	})
 	if err != nil {

@@ -67,6 +67,18 @@ func TestAccessMatrix(t *testing.T) {
 		{"GET", chPath(""), want{200, 404, 401, 401, 403, 200}},
 		{"DELETE", chPath(""), want{204, 404, 401, 401, 403, 204}},
 		{"GET", chPath("/recordings"), want{200, 404, 401, 401, 403, 200}},
+		// Snapshots: hub-a has no link in this test, so an agent snapshot
+		// is 503 for who may see the channel, 404 for another tenant.
+		{"POST", func(e *env, a tenant) (string, any) {
+			return "/api/v1/channels/" + a.cams.Cameras[0].Channel + "/snapshots", map[string]int{"bytes": 1000}
+		}, want{201, 404, 401, 401, 403, 201}},
+		{"POST", chPath("/snapshots?source=agent"), want{503, 404, 401, 401, 403, 503}},
+		{"GET", chPath("/snapshots"), want{200, 404, 401, 401, 403, 200}},
+		{"GET", func(e *env, a tenant) (string, any) {
+			var sn snapshotView
+			e.must(201, "POST", "/api/v1/channels/"+a.cams.Cameras[0].Channel+"/snapshots", a.user, map[string]int{"bytes": 10}, &sn)
+			return "/api/v1/snapshots/" + sn.ID, nil
+		}, want{200, 404, 401, 401, 403, 200}},
 		// Clips: another tenant's clip is as absent as an unknown one.
 		{"POST", func(e *env, a tenant) (string, any) {
 			return "/api/v1/channels/" + a.cams.Cameras[0].Channel + "/clips", map[string]any{"start": now.Add(-time.Hour), "end": now.Add(-time.Hour + 8*time.Second)}

@@ -44,6 +44,11 @@ func routeTable() []route {
 		{"DELETE", Prefix + "/channels/{id}", users, (*Server).deleteChannel},
 		{"GET", Prefix + "/channels/{id}/recordings", users, (*Server).listRecordings},
 
+		// Snapshots (snapshots.go): POST ?source=agent asks the hub.
+		{"POST", Prefix + "/channels/{id}/snapshots", users, (*Server).createSnapshot},
+		{"GET", Prefix + "/channels/{id}/snapshots", users, (*Server).listSnapshots},
+		{"GET", Prefix + "/snapshots/{id}", users, (*Server).getSnapshot},
+
 		// Clips (clips.go); the playlist URL is signed, not bearer-authorized.
 		{"POST", Prefix + "/channels/{id}/clips", users, (*Server).createClip},
 		{"GET", Prefix + "/channels/{id}/clips", users, (*Server).listClips},

@@ -20,6 +20,7 @@ import (
 	"github.com/zipnvr/zipnvr/relay/internal/auth"
 	"github.com/zipnvr/zipnvr/relay/internal/hublink"
 	"github.com/zipnvr/zipnvr/relay/internal/live"
+	"github.com/zipnvr/zipnvr/relay/internal/snapshots"
 	"github.com/zipnvr/zipnvr/relay/internal/store"
 )
 
@@ -43,6 +44,9 @@ type Options struct {
 	Links *hublink.Registry
 	// Live is the live-view broker; nil: live routes answer 503.
 	Live *live.Service
+	// Snapshots creates, checks and lists snapshots; nil: snapshot routes
+	// answer 503.
+	Snapshots *snapshots.Service
 	// Clips is the clip coordinator; nil: clip routes answer 503.
 	Clips ClipService
 	// PublicURL is how clients reach relay (playlist URLs); empty: the
