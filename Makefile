@@ -78,6 +78,11 @@ fuzz:
 	$(GO) test ./hubd/internal/ingest -run XXX -fuzz FuzzMultipart -fuzztime $(FUZZTIME)
 	$(GO) test ./hubd/internal/httpauth -run XXX -fuzz FuzzParseChallenge -fuzztime $(FUZZTIME)
 	$(GO) test ./relay/internal/media -run XXX -fuzz FuzzKey -fuzztime $(FUZZTIME)
+	$(GO) test ./hubd/internal/zipato -run XXX -fuzz FuzzParseTree -fuzztime $(FUZZTIME)
+	$(GO) test ./hubd/internal/zipato -run XXX -fuzz FuzzBoxAnswer -fuzztime $(FUZZTIME)
+	$(GO) test ./hubd/internal/zipato -run XXX -fuzz FuzzParseCommand -fuzztime $(FUZZTIME)
+	$(GO) test ./hubd/internal/onvif -run XXX -fuzz FuzzParseProbeMatches -fuzztime $(FUZZTIME)
+	$(GO) test ./hubd/internal/onvif -run XXX -fuzz FuzzDecodeEnvelope -fuzztime $(FUZZTIME)
 
 # Records N simulated 720p25 2 Mbit/s cameras for 60 s and prints CPU per
 # stream, peak RSS and write amplification; then drains a 1 GiB upload
