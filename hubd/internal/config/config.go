@@ -26,6 +26,7 @@ type Config struct {
 	ONVIF     ONVIF           `yaml:"onvif"`
 	PTZ       PTZ             `yaml:"ptz"`
 	Live      Live            `yaml:"live"`
+	Snapshots Snapshots       `yaml:"snapshots"`
 }
 
 // Hub is this box.
@@ -202,6 +203,9 @@ func (c *Config) Validate() error {
 		return bad("templates", "%v", err)
 	}
 	if err := c.Live.validate(); err != nil {
+		return err
+	}
+	if err := c.Snapshots.validate(); err != nil {
 		return err
 	}
 	if err := c.validateIntegrations(); err != nil {

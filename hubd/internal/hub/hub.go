@@ -69,6 +69,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Hub, error) {
 		h.live.Register(h.link)
 		h.registerCoverage()
 	}
+	h.setupSnapshots()
 	if err := h.setupIntegrations(); err != nil {
 		r.Close()
 		return nil, err
@@ -131,6 +132,7 @@ func (h *Hub) Run(ctx context.Context) error {
 				h.log.Error("relay link not started", "err", err)
 			}
 		})
+		wg.Go(func() { h.runSnapshots(ctx) })
 		wg.Go(func() {
 			if err := h.live.Run(ctx); err != nil {
 				h.log.Error("live view LAN endpoint failed", "err", err)
