@@ -344,7 +344,8 @@ func TestCommandsAndState(t *testing.T) {
 	if !st.Retained() && !c.Connected() {
 		t.Error("state not retained")
 	}
-	// A late subscriber gets the retained state.
+	// A late subscriber gets the retained state (once it was published).
+	obs.waitMsg(t, root+"cameras/cam2/state", nil)
 	late := observe(t, broker.URL, "", "", root+"cameras/+/state")
 	late.waitMsg(t, root+"cameras/cam2/state", func(m mqtt.Message) bool { return m.Retained() })
 
@@ -496,4 +497,56 @@ func FuzzParseCommand(f *testing.F) {
 			t.Fatalf("preset %d accepted", cmd.Preset)
 		}
 	})
+}
+
+// TestBrokerRestart: the broker goes away and comes back. Meanwhile the
+// client keeps its cameras (no empty list), publishing returns at once
+// (recording never waits on MQTT), and it reconnects with its backoff:
+// the retained state is published again to the new broker, which kept
+// nothing, and the box's tree is read again.
+func TestBrokerRestart(t *testing.T) {
+	broker := testbed.Mosquitto(t, testbed.MosquittoOptions{})
+	a := rtspCam("a")
+	tree := testbed.ZipatoTree(t, nil, a)
+	testbed.StartZipatoBox(t, testbed.ZipatoBoxOptions{Broker: broker.URL, Tree: tree})
+	state := func() []zipato.CameraState {
+		return []zipato.CameraState{{ID: a.Endpoint, Name: "a", Online: true, Recording: true, Record: "high"}}
+	}
+	c, sink, logs := startClient(t, clientOpts{broker: broker.URL, state: state})
+	sink.wait(t, 10*time.Second, a.Endpoint)
+	observe(t, broker.URL, "", "", testbed.ZipatoSampleRoot+"cameras/+/state").
+		waitMsg(t, testbed.ZipatoSampleRoot+"cameras/"+a.Endpoint+"/state", func(m mqtt.Message) bool { return m.Retained() })
+	n := sink.count()
+
+	broker.Stop()
+	waitLog(t, logs, "MQTT connection lost")
+	if c.Connected() {
+		t.Error("connected to a stopped broker")
+	}
+	done := make(chan struct{})
+	go func() { c.PublishState(); c.Resync(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("PublishState blocked while the broker is down")
+	}
+	time.Sleep(time.Second) // a few reconnect attempts fail
+	if sink.count() != n {
+		t.Errorf("the cameras changed while the broker was down")
+	}
+	if !strings.Contains(logs.String(), "MQTT broker not reachable") {
+		t.Error("the failed reconnect was not logged")
+	}
+
+	back := testbed.Mosquitto(t, testbed.MosquittoOptions{Port: broker.Port})
+	b := rtspCam("b")
+	testbed.StartZipatoBox(t, testbed.ZipatoBoxOptions{Broker: back.URL, Tree: testbed.ZipatoTree(t, tree, b)})
+	sink.wait(t, 10*time.Second, a.Endpoint, b.Endpoint)
+	// Subscribed after the reconnect, so that the state comes as retained
+	// (a subscriber present at the publish gets it with retain unset).
+	observe(t, back.URL, "", "", testbed.ZipatoSampleRoot+"cameras/+/state").
+		waitMsg(t, testbed.ZipatoSampleRoot+"cameras/"+a.Endpoint+"/state", func(m mqtt.Message) bool { return m.Retained() })
+	if !c.Connected() || strings.Count(logs.String(), "MQTT connected") < 2 {
+		t.Errorf("not reconnected:\n%s", logs.String())
+	}
 }
