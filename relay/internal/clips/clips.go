@@ -106,8 +106,8 @@ type Coordinator struct {
 // clipState is what the coordinator knows of a clip in progress beyond the store.
 type clipState struct {
 	channel   string
-	busy      bool // an evaluation runs
-	again     bool // something happened during it: evaluate once more
+	busy      bool               // an evaluation runs
+	again     bool               // something happened during it: evaluate once more
 	cancel    context.CancelFunc // of a running build
 	asked     time.Time          // last coverage question to the hub
 	coverage  *proto.Coverage    // its answer (nil: none yet, or the hub could not tell)
@@ -422,7 +422,9 @@ func (c *Coordinator) classify(cl store.Clip, ch store.Channel, recs []store.Rec
 	horizon := now.Add(-time.Duration(ch.RetentionDays) * 24 * time.Hour)
 	var open []span
 	var gaps []store.Gap
-	gap := func(h span, reason string) { gaps = append(gaps, store.Gap{Start: h.start, End: h.end, Reason: reason}) }
+	gap := func(h span, reason string) {
+		gaps = append(gaps, store.Gap{Start: h.start, End: h.end, Reason: reason})
+	}
 	for _, h := range findHoles(cl.Start, cl.End, recs, holeTolerance) {
 		switch {
 		case !h.end.After(horizon):

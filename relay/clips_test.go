@@ -1,0 +1,363 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zipnvr/zipnvr/pkg/camera"
+	"github.com/zipnvr/zipnvr/pkg/proto"
+	"github.com/zipnvr/zipnvr/testbed"
+	"github.com/zipnvr/zipnvr/testbed/fakecam"
+	"github.com/zipnvr/zipnvr/testbed/segsynth"
+)
+
+// Clips end to end: a real relay process over a real S3 (versitygw), fed
+// by a hub's upload path (presigned PUT, notice) with segments in hubd's
+// format from testbed/segsynth; ffprobe and ffmpeg judge the files.
+
+// clipGOP is the stream's keyframe interval (25 frames at 25 fps).
+const clipGOP = time.Second
+
+// fragment is segsynth's (and hubd's default) fragment duration.
+const fragment = time.Second
+
+type clipBed struct {
+	t       *testing.T
+	s3      *testbed.S3
+	relay   *testbed.Relay
+	p       testbed.Provisioned
+	channel string
+	w       *segsynth.Writer
+}
+
+func newClipBed(t *testing.T, start time.Time, segment time.Duration) *clipBed {
+	t.Helper()
+	testbed.RequireTools(t, "ffmpeg", "ffprobe")
+	clip, err := fakecam.EncodeClip(context.Background(), fakecam.ClipOptions{Width: 640, Height: 360, FPS: 25, Seconds: 4, GOP: 25, BitrateKbps: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &clipBed{t: t, s3: testbed.S3Server(t)}
+	b.relay = testbed.StartRelay(t, testbed.RelayOptions{S3: b.s3})
+	b.p = b.relay.Provision(t, "home", "hub1")
+	var rep proto.CameraReportResult
+	b.relay.Do(t, b.p.HubCredential, "PUT", proto.PathHubCameras, proto.CameraReport{Cameras: []camera.Camera{
+		{ID: "cam1", Name: "Door", Streams: camera.Streams{High: "rtsp://192.0.2.1/1"}, Record: "high"},
+	}}, http.StatusOK, &rep)
+	b.channel = rep.Cameras[0].Channel
+	b.w, err = segsynth.New(segsynth.Options{Clip: clip, Start: start, SegmentDuration: segment})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// next makes the stream's next segment.
+func (b *clipBed) next() segsynth.Segment {
+	b.t.Helper()
+	s, err := b.w.Next()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return s
+}
+
+// upload runs the hub's upload of s: presigned PUT to S3, then the notice.
+func (b *clipBed) upload(s segsynth.Segment) {
+	b.t.Helper()
+	req := proto.UploadRequest{Camera: "cam1", Start: s.Start, End: s.End, Bytes: int64(len(s.Data)), Codec: "h264", MD5: s.MD5}
+	var up proto.Upload
+	b.relay.Do(b.t, b.p.HubCredential, "POST", proto.PathHubUploads, req, http.StatusOK, &up)
+	put, _ := http.NewRequest(up.Method, up.URL, bytes.NewReader(s.Data))
+	for k, v := range up.Headers {
+		put.Header[k] = v
+	}
+	put.ContentLength = int64(len(s.Data))
+	resp, err := http.DefaultClient.Do(put)
+	if err != nil {
+		b.t.Fatalf("PUT segment: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.t.Fatalf("PUT segment: %d %s", resp.StatusCode, body)
+	}
+	b.relay.Do(b.t, b.p.HubCredential, "POST", proto.PathHubRecordings, proto.RecordingNotice{Key: up.Key, UploadRequest: req}, http.StatusCreated, nil)
+}
+
+type clipAnswer struct {
+	ID         string `json:"id"`
+	Status     string `json:"status"`
+	Reason     string `json:"reason"`
+	Start, End time.Time
+	Recordings []struct{ ID string }
+	Gaps       []struct {
+		Start, End time.Time
+		Reason     string
+	}
+	MediaStart time.Time `json:"media_start"`
+	MediaEnd   time.Time `json:"media_end"`
+	Bytes      int64     `json:"bytes"`
+	URL        string    `json:"url"`
+	HLSURL     string    `json:"hls_url"`
+}
+
+func (b *clipBed) create(start, end time.Time) clipAnswer {
+	b.t.Helper()
+	var c clipAnswer
+	b.relay.Do(b.t, b.p.UserTk, "POST", "/api/v1/channels/"+b.channel+"/clips", map[string]time.Time{"start": start, "end": end}, http.StatusAccepted, &c)
+	if c.ID == "" || c.Status != "in_progress" {
+		b.t.Fatalf("created clip %+v, want an id and in_progress", c)
+	}
+	return c
+}
+
+func (b *clipBed) get(id string) clipAnswer {
+	b.t.Helper()
+	var c clipAnswer
+	b.relay.Do(b.t, b.p.UserTk, "GET", "/api/v1/clips/"+id, nil, http.StatusOK, &c)
+	return c
+}
+
+// wait polls the clip until it is no longer in progress.
+func (b *clipBed) wait(id string, timeout time.Duration) clipAnswer {
+	b.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c := b.get(id)
+		if c.Status != "in_progress" {
+			return c
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("clip %s still in progress after %v: %+v", id, timeout, c)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// download fetches the clip file into the test's temp dir.
+func download(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET clip file: %d %s", resp.StatusCode, body)
+	}
+	p := filepath.Join(t.TempDir(), "clip.mp4")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// checkClip judges a finished clip's file with ffprobe and ffmpeg: it
+// plays without one decoder message, starts with a keyframe at or at most
+// one GOP before start, its timestamps are continuous, and it lasts the
+// range (plus the lead before start) less the gaps, within one GOP.
+func checkClip(t *testing.T, c clipAnswer, gaps time.Duration) testbed.Probe {
+	t.Helper()
+	if c.Status != "finished" || c.URL == "" || c.HLSURL == "" {
+		t.Fatalf("clip %+v: want finished with url and hls_url", c)
+	}
+	path := download(t, c.URL)
+	if fi, _ := os.Stat(path); fi.Size() != c.Bytes {
+		t.Errorf("file has %d bytes, the clip says %d", fi.Size(), c.Bytes)
+	}
+	p := testbed.CheckSegment(t, path, "h264", 25, 2)
+	// The file starts at the keyframe at or before start (segsynth's
+	// timeline counts from the epoch, as hubd's does from its first
+	// segment: the first pts is the keyframe's wall-clock time) and ends
+	// with the fragment that holds end (fragments last 1 s here).
+	if lead := c.Start.Sub(c.MediaStart); gaps == 0 && (lead < 0 || lead >= clipGOP) {
+		t.Errorf("file starts at %s, %v before the clip's start %s: want the keyframe at or before it (GOP %v)", c.MediaStart, lead, c.Start, clipGOP)
+	}
+	if first := float64(c.MediaStart.UnixMilli()) / 1000; math.Abs(p.FirstPTS-first) > 0.001 {
+		t.Errorf("first pts %.3f s, want the keyframe at media_start %.3f s", p.FirstPTS, first)
+	}
+	if tail := c.MediaEnd.Sub(c.End); tail < 0 || tail >= fragment {
+		t.Errorf("file ends at %s, %v after the clip's end %s: want the end of the fragment holding it", c.MediaEnd, tail, c.End)
+	}
+	// A gap inside the range is a jump of the file's timeline, so the
+	// file lasts the range, within one GOP and one fragment plus the gaps.
+	got, want := time.Duration(p.Duration*float64(time.Second)), c.End.Sub(c.Start)
+	if d := got - want; d < -gaps || d > clipGOP+fragment+gaps {
+		t.Errorf("file lasts %v, the range %v: want within one GOP (%v) and one fragment plus gaps (%v)", got, want, clipGOP, gaps)
+	}
+	if media := c.MediaEnd.Sub(c.MediaStart); math.Abs(p.Duration-media.Seconds()) > 0.001 {
+		t.Errorf("file lasts %.3f s, the clip's media range %v", p.Duration, media)
+	}
+	// The HLS playlist plays: ffmpeg reads it over HTTP, byte ranges of the file.
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", c.HLSURL, "-f", "null", "-").CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("ffmpeg on the HLS playlist: %v\n%s", err, out)
+	}
+	hls := hlsPackets(t, c.HLSURL)
+	if hls != p.Packets {
+		t.Errorf("the HLS stream has %d packets, the file %d", hls, p.Packets)
+	}
+	return p
+}
+
+// hlsPackets counts the video packets ffprobe reads through the playlist.
+func hlsPackets(t *testing.T, url string) int {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets",
+		"-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", url).CombinedOutput()
+	if err != nil {
+		t.Errorf("ffprobe on the HLS playlist: %v\n%s", err, out)
+		return -1
+	}
+	// HLS lists the stream under its program too: one line each.
+	lines := strings.Fields(string(out))
+	if len(lines) == 0 {
+		t.Errorf("ffprobe on the HLS playlist: no packet count: %q", out)
+		return -1
+	}
+	n, err := strconv.Atoi(lines[len(lines)-1])
+	if err != nil {
+		t.Errorf("ffprobe on the HLS playlist: packet count %q", out)
+	}
+	return n
+}
+
+// TestClipOfFinishedRecordings: every recording is there before the clip
+// is asked for; the clip trims to the keyframe at or before its start
+// (here mid-GOP, in the second recording) and ends with the fragment that
+// holds its end (in the fifth).
+func TestClipOfFinishedRecordings(t *testing.T) {
+	t0 := time.Now().Add(-10 * time.Minute).Truncate(time.Second).UTC()
+	b := newClipBed(t, t0, 3*time.Second)
+	for range 6 {
+		b.upload(b.next())
+	}
+	start, end := t0.Add(4*time.Second+400*time.Millisecond), t0.Add(13*time.Second+300*time.Millisecond)
+	c := b.create(start, end)
+	c = b.wait(c.ID, 30*time.Second)
+	if len(c.Gaps) != 0 || len(c.Recordings) != 4 {
+		t.Errorf("clip of recordings 2-5: %d recordings, gaps %+v", len(c.Recordings), c.Gaps)
+	}
+	// Trim exactness: the keyframe at or before 4.4 s is at 4 s.
+	if want := t0.Add(4 * time.Second); !c.MediaStart.Equal(want) {
+		t.Errorf("media_start %s, want the keyframe at %s", c.MediaStart, want)
+	}
+	p := checkClip(t, c, 0)
+	if math.Abs(p.Duration-10) > 0.05 { // 4 s to 14 s: fragments are whole seconds here
+		t.Errorf("file lasts %.3f s, want 10 (4 s to the fragment ending at 14 s)", p.Duration)
+	}
+
+	// Listed with its channel; deleted with its file.
+	var list struct{ Clips []clipAnswer }
+	b.relay.Do(t, b.p.UserTk, "GET", "/api/v1/channels/"+b.channel+"/clips", nil, http.StatusOK, &list)
+	if len(list.Clips) != 1 || list.Clips[0].ID != c.ID || list.Clips[0].URL == "" {
+		t.Errorf("list: %+v", list)
+	}
+	b.relay.Do(t, b.p.UserTk, "DELETE", "/api/v1/clips/"+c.ID, nil, http.StatusNoContent, nil)
+	if resp, err := http.Get(c.URL); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("the clip's file after delete: %d, want 404", resp.StatusCode)
+		}
+	}
+	b.relay.Do(t, b.p.UserTk, "GET", "/api/v1/clips/"+c.ID, nil, http.StatusNotFound, nil)
+}
+
+// TestClipIntoTheFuture: a clip that ends 20 s from now stays in progress
+// while its recordings come in as they are recorded, and finishes when
+// the last one arrives.
+func TestClipIntoTheFuture(t *testing.T) {
+	if testing.Short() {
+		t.Skip("20 s of real time")
+	}
+	now := time.Now().UTC()
+	t0 := now.Add(-6 * time.Second).Truncate(time.Second)
+	b := newClipBed(t, t0, 3*time.Second)
+	start, end := t0.Add(2*time.Second), now.Add(20*time.Second)
+	c := b.create(start, end)
+	uploaded := 0
+	for {
+		s := b.next()
+		if d := time.Until(s.End); d > 0 {
+			time.Sleep(d) // recorded in real time
+		}
+		if got := b.get(c.ID); got.Status != "in_progress" {
+			t.Fatalf("clip %s before its recordings are in (%d uploaded)", got.Status, uploaded)
+		}
+		b.upload(s)
+		uploaded++
+		if !s.End.Before(end) {
+			break
+		}
+	}
+	arrived := time.Now()
+	c = b.wait(c.ID, 15*time.Second)
+	t.Logf("finished %v after the last recording arrived", time.Since(arrived).Round(time.Millisecond))
+	if len(c.Gaps) != 0 {
+		t.Errorf("gaps %+v", c.Gaps)
+	}
+	checkClip(t, c, 0)
+}
+
+// TestClipAcrossRelayRestart: a clip in progress survives a restart of
+// the relay and finishes when its last recordings arrive afterwards.
+func TestClipAcrossRelayRestart(t *testing.T) {
+	t0 := time.Now().Add(-5 * time.Minute).Truncate(time.Second).UTC()
+	b := newClipBed(t, t0, 3*time.Second)
+	segs := make([]segsynth.Segment, 5)
+	for i := range segs {
+		segs[i] = b.next()
+	}
+	for _, s := range segs[:2] {
+		b.upload(s)
+	}
+	c := b.create(t0.Add(time.Second), t0.Add(14*time.Second))
+	time.Sleep(300 * time.Millisecond)
+	if got := b.get(c.ID); got.Status != "in_progress" || len(got.Recordings) != 2 {
+		t.Fatalf("before the restart: %+v, want in progress with 2 recordings", got)
+	}
+	b.relay = b.relay.Restart(t, b.s3)
+	if got := b.get(c.ID); got.Status != "in_progress" {
+		t.Fatalf("after the restart: %+v, want still in progress", got)
+	}
+	for _, s := range segs[2:] {
+		b.upload(s)
+	}
+	c = b.wait(c.ID, 30*time.Second)
+	if len(c.Gaps) != 0 || len(c.Recordings) != 5 {
+		t.Errorf("after the restart: %d recordings, gaps %+v", len(c.Recordings), c.Gaps)
+	}
+	checkClip(t, c, 0)
+	if !strings.Contains(b.relay.Logs(), "resuming clips in progress") {
+		t.Errorf("the restarted relay did not say it resumed the clip")
+	}
+}
+
+// TestClipBeyondRetention: a range older than the channel's retention
+// (30 days) holds nothing: the clip fails with the reason.
+func TestClipBeyondRetention(t *testing.T) {
+	t0 := time.Now().Add(-31 * 24 * time.Hour).Truncate(time.Second).UTC()
+	b := newClipBed(t, t0, 3*time.Second)
+	c := b.create(t0, t0.Add(10*time.Second))
+	c = b.wait(c.ID, 15*time.Second)
+	if c.Status != "failed" || !strings.Contains(c.Reason, "retention") || c.URL != "" {
+		t.Errorf("clip beyond retention: %+v, want failed with the reason", c)
+	}
+}
