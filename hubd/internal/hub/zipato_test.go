@@ -527,3 +527,56 @@ func waitAuthorized(t *testing.T, cam *testbed.PTZCamera, n int, timeout time.Du
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestONVIFDiscovery: with onvif.discovery on, a camera that is in no
+// device tree is found by WS-Discovery, described over ONVIF (profiles,
+// stream URIs, WS-Security digest), recorded, and steered by ONVIF PTZ.
+func TestONVIFDiscovery(t *testing.T) {
+	clip, err := fakecam.EncodeClip(context.Background(), fakecam.ClipOptions{Width: 320, Height: 240, Seconds: 2, GOP: 25, BitrateKbps: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc, err := fakecam.Start(fakecam.Options{Clip: clip, Paths: []string{"main"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	oc := testbed.ONVIFCamera(t, testbed.ONVIFCameraOptions{Name: "Porch", PTZ: true, User: "operator", Pass: "onvif-s3cret", StreamURLs: []string{fc.URL("main")}})
+	extra := fmt.Sprintf("onvif: {discovery: true, address: %q, probe_seconds: 0.3, username: %s, password: %s}\nptz: {move_seconds: 0.2}\n",
+		oc.DiscoveryAddr, oc.User, oc.Pass)
+	r := startHubWith(t, extra, 2, "  []\n")
+	var id string
+	for deadline := time.Now().Add(10 * time.Second); id == ""; time.Sleep(50 * time.Millisecond) {
+		for _, c := range r.hub.Cameras() {
+			id = c.ID
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no camera discovered")
+		}
+	}
+	c, _ := r.hub.Camera(id)
+	if src, _ := r.hub.CameraSource(id); src != hub.FromONVIF || c.Name != "Porch" || c.PTZ.Kind != "onvif" {
+		t.Errorf("discovered camera %+v from %s", c, src)
+	}
+	r.waitSegments(id, 1, 15*time.Second)
+	if err := r.hub.PTZ(context.Background(), id, "right", 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	var acts []string
+	for _, req := range oc.Authorized() {
+		if req.Path == "/onvif/ptz_service" {
+			acts = append(acts, req.Action)
+		}
+	}
+	if fmt.Sprint(acts) != "[ContinuousMove Stop]" {
+		t.Errorf("ONVIF PTZ calls %v, want ContinuousMove then Stop", acts)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	r.check(id, "h264", 25, 25)
+	if strings.Contains(r.logs.String(), oc.Pass) {
+		t.Error("the ONVIF password is in the log")
+	}
+}
