@@ -78,6 +78,7 @@ fuzz:
 	$(GO) test ./hubd/internal/ingest -run XXX -fuzz FuzzMultipart -fuzztime $(FUZZTIME)
 	$(GO) test ./hubd/internal/httpauth -run XXX -fuzz FuzzParseChallenge -fuzztime $(FUZZTIME)
 	$(GO) test ./relay/internal/media -run XXX -fuzz FuzzKey -fuzztime $(FUZZTIME)
+	$(GO) test ./relay/internal/snapshots -run XXX -fuzz FuzzCheckJPEG -fuzztime $(FUZZTIME)
 	$(GO) test ./hubd/internal/zipato -run XXX -fuzz FuzzParseTree -fuzztime $(FUZZTIME)
 	$(GO) test ./hubd/internal/zipato -run XXX -fuzz FuzzBoxAnswer -fuzztime $(FUZZTIME)
 	$(GO) test ./hubd/internal/zipato -run XXX -fuzz FuzzParseCommand -fuzztime $(FUZZTIME)
