@@ -50,6 +50,9 @@ func put(t *testing.T, up *proto.Upload, body []byte, contentType string) int {
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Logf("PUT of %d bytes as %q refused: %s", len(body), req.Header.Get("Content-Type"), resp.Status)
+	}
 	return resp.StatusCode
 }
 
