@@ -92,5 +92,12 @@ bench: setup
 	$(GO) run ./testbed/cmd/recbench -n 1,4 -duration 60s
 	$(GO) run ./testbed/cmd/drainbench -aws /usr/bin/aws
 
+# Hub footprint (docs/footprint.md): stripped hubd per CPU; 4 cameras
+# recording and uploading, 60 s natively and under qemu-arm/aarch64-static:
+# CPU per stream (ratio to amd64), RSS, FDs and goroutines per camera, SD
+# card writes per hour and camera, index growth, every queue's bound and metric.
+bench-footprint: setup
+	$(GO) run ./testbed/cmd/footbench -n 4 -duration 60s
+
 clean:
 	rm -rf .bin .run dist

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"github.com/zipnvr/zipnvr/testbed/procstat"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,11 +13,9 @@ import (
 )
 
 const (
-	readyTimeout    = 30 * time.Second // fakecam encodes its clip with ffmpeg first
-	hubdUpTimeout   = 10 * time.Second
-	stopGrace       = 10 * time.Second
-	drainWait       = time.Second // after the cameras stop, for frames in flight to reach hubd's counters
-	fakecamReadyTag = "fakecam ready "
+	hubdUpTimeout = 10 * time.Second
+	stopGrace     = 10 * time.Second
+	drainWait     = time.Second // after the cameras stop, for frames in flight to reach hubd's counters
 )
 
 // benchOne records n cameras for the warmup and the measured window and
@@ -124,67 +120,14 @@ func stopRun(ctx context.Context, cam, hub *procstat.Child, client *statusClient
 }
 
 // startFakecam starts n simulated cameras on a port of the kernel's choosing
-// (no window for another process to take it) and returns their URLs from the
-// ready line.
+// (no window for another process to take it) and returns their URLs.
 func startFakecam(ctx context.Context, o *options, bin string, n int, runDir string) (*procstat.Child, []string, error) {
-	logPath := filepath.Join(runDir, "fakecam.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o640)
-	if err != nil {
-		return nil, nil, fmt.Errorf("fakecam log: %w", err)
-	}
 	args := []string{"-listen", "127.0.0.1:0", "-n", strconv.Itoa(n), "-size", o.size,
 		"-fps", strconv.Itoa(o.fps), "-gop", strconv.Itoa(o.gop), "-kbps", strconv.Itoa(o.kbps)}
 	if o.transport == "udp" {
 		args = append(args, "-udp")
 	}
-	cmd := exec.Command(bin, args...)
-	w := newLineWatcher(logFile, fakecamReadyTag)
-	cmd.Stdout, cmd.Stderr = w, logFile
-	c, err := procstat.StartChild("fakecam", cmd, logFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	fail := func(err error) (*procstat.Child, []string, error) {
-		_ = c.Stop(stopGrace)
-		return nil, nil, err
-	}
-	select {
-	case line := <-w.ready:
-		urls, err := parseReady(line, n)
-		if err != nil {
-			return fail(err)
-		}
-		return c, urls, nil
-	case <-c.Done():
-		return fail(fmt.Errorf("fakecam exited before it was ready: %v\n%s", c.Err(), procstat.Tail(logPath, 15)))
-	case <-time.After(readyTimeout):
-		return fail(fmt.Errorf("fakecam not ready after %s\n%s", readyTimeout, procstat.Tail(logPath, 15)))
-	case <-ctx.Done():
-		return fail(ctx.Err())
-	}
-}
-
-// parseReady takes the URLs out of "fakecam ready URL... (N streams)" and
-// insists they are on loopback: the benchmark never leaves the machine.
-func parseReady(line string, n int) ([]string, error) {
-	var urls []string
-	for _, f := range strings.Fields(strings.TrimPrefix(line, fakecamReadyTag)) {
-		if !strings.HasPrefix(f, "rtsp://") {
-			continue
-		}
-		u, err := url.Parse(f)
-		if err != nil {
-			return nil, fmt.Errorf("fakecam ready line: %w", err)
-		}
-		if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
-			return nil, fmt.Errorf("fakecam serves %s, not on loopback", f)
-		}
-		urls = append(urls, f)
-	}
-	if len(urls) != n {
-		return nil, fmt.Errorf("fakecam ready line has %d URLs, want %d: %q", len(urls), n, line)
-	}
-	return urls, nil
+	return procstat.StartFakecam(ctx, bin, args, n, filepath.Join(runDir, "fakecam.log"))
 }
 
 // hubdConfig is the YAML of one run: camK records fakecam's camK.
@@ -304,39 +247,9 @@ func sumTicks(procs []*procstat.Child) (uint64, error) {
 	return sum, nil
 }
 
-// watch calls sample now and every second for d, failing as soon as one of
-// the processes exits: numbers of a dead process mean nothing.
+// watch calls sample now and every second for d (procstat.Watch).
 func watch(ctx context.Context, procs []*procstat.Child, d time.Duration, sample func() error) error {
-	exited := make(chan *procstat.Child, len(procs)) // buffered: no goroutine outlives watch for long
-	quit := make(chan struct{})
-	defer close(quit)
-	for _, p := range procs {
-		go func() {
-			select {
-			case <-p.Done():
-				exited <- p
-			case <-quit:
-			}
-		}()
-	}
-	end := time.NewTimer(d)
-	defer end.Stop()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		if err := sample(); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case p := <-exited:
-			return fmt.Errorf("%s exited: %v", p.Name(), p.Err())
-		case <-end.C:
-			return nil
-		case <-tick.C:
-		}
-	}
+	return procstat.Watch(ctx, procs, d, time.Second, sample)
 }
 
 // diskUsage is what a run left in the data dir.

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 )
 
@@ -17,40 +14,6 @@ func TestParseCounts(t *testing.T) {
 		if _, err := parseCounts(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
-	}
-}
-
-func TestParseReady(t *testing.T) {
-	line := "fakecam ready rtsp://127.0.0.1:41234/cam1 rtsp://127.0.0.1:41234/cam2 (2 streams)"
-	got, err := parseReady(line, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{"rtsp://127.0.0.1:41234/cam1", "rtsp://127.0.0.1:41234/cam2"}; !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %v", got)
-	}
-	if _, err := parseReady(line, 3); err == nil {
-		t.Error("wrong URL count accepted")
-	}
-	if _, err := parseReady("fakecam ready rtsp://192.0.2.1:554/cam1 (1 streams)", 1); err == nil {
-		t.Error("non-loopback camera accepted")
-	}
-}
-
-func TestLineWatcherSplitWrites(t *testing.T) {
-	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := newLineWatcher(f, fakecamReadyTag)
-	for _, p := range []string{"encoding clip\nfakecam re", "ady rtsp://127.0.0.1:1/cam1 (1 streams)", "\nmore\n"} {
-		if _, err := w.Write([]byte(p)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if line := <-w.ready; !strings.HasSuffix(line, "(1 streams)") {
-		t.Fatalf("ready line %q", line)
 	}
 }
 
