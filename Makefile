@@ -9,7 +9,7 @@ LDFLAGS   := -s -w -X github.com/zipnvr/zipnvr/pkg/buildinfo.Version=$(VERSION) 
 FUZZTIME  ?= 20s
 DIST      ?= dist
 
-.PHONY: all build setup run test test-unit lint fuzz bench clean cross packages test-qemu bench-footprint
+.PHONY: all build setup run test test-unit lint fuzz bench clean cross packages test-qemu bench-footprint bench-clips
 
 all: build
 
@@ -91,6 +91,12 @@ fuzz:
 bench: setup
 	$(GO) run ./testbed/cmd/recbench -n 1,4 -duration 60s
 	$(GO) run ./testbed/cmd/drainbench -aws /usr/bin/aws
+
+# Clips (docs/clips.md): a 10-minute and a 2-hour clip of 2 Mbit/s video in
+# versitygw; time from the last recording to finished and downloadable,
+# relay CPU and bytes the relay reads.
+bench-clips: setup
+	$(GO) test -count=1 -run XXX -bench BenchmarkClip -benchtime 1x -timeout 20m ./relay/
 
 # Hub footprint (docs/footprint.md): stripped hubd per CPU; 4 cameras
 # recording and uploading, 60 s natively and under qemu-arm/aarch64-static:

@@ -32,7 +32,7 @@ const clipGOP = time.Second
 const fragment = time.Second
 
 type clipBed struct {
-	t       *testing.T
+	t       testing.TB
 	s3      *testbed.S3
 	relay   *testbed.Relay
 	p       testbed.Provisioned
@@ -42,8 +42,14 @@ type clipBed struct {
 
 func newClipBed(t *testing.T, start time.Time, segment time.Duration) *clipBed {
 	t.Helper()
+	return newClipBedWith(t, fakecam.ClipOptions{Width: 640, Height: 360, FPS: 25, Seconds: 4, GOP: 25, BitrateKbps: 600}, start, segment)
+}
+
+// newClipBedWith is newClipBed with the camera's stream.
+func newClipBedWith(t testing.TB, stream fakecam.ClipOptions, start time.Time, segment time.Duration) *clipBed {
+	t.Helper()
 	testbed.RequireTools(t, "ffmpeg", "ffprobe")
-	clip, err := fakecam.EncodeClip(context.Background(), fakecam.ClipOptions{Width: 640, Height: 360, FPS: 25, Seconds: 4, GOP: 25, BitrateKbps: 600})
+	clip, err := fakecam.EncodeClip(context.Background(), stream)
 	if err != nil {
 		t.Fatal(err)
 	}

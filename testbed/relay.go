@@ -35,7 +35,11 @@ type Relay struct {
 	DataDir    string
 	Stop       func()
 	logs       *tailBuffer
+	pid        int
 }
+
+// PID is the relay's process id (for /proc measurements in benchmarks).
+func (r *Relay) PID() int { return r.pid }
 
 // Logs is the tail of the relay's log.
 func (r *Relay) Logs() string { return r.logs.String() }
@@ -101,7 +105,7 @@ func StartRelay(t testing.TB, o RelayOptions) *Relay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Relay{URL: "http://" + addr, AdminToken: token, DataDir: o.DataDir, logs: out}
+	r := &Relay{URL: "http://" + addr, AdminToken: token, DataDir: o.DataDir, logs: out, pid: p.cmd.Process.Pid}
 	r.Stop = stopper(p.stop)
 	t.Cleanup(func() {
 		r.Stop()
