@@ -93,12 +93,6 @@ func (w *mqttWatch) wait(t *testing.T, rel string, timeout time.Duration, ok fun
 	return nil
 }
 
-func (w *mqttWatch) forget(rel string) {
-	w.mu.Lock()
-	delete(w.msgs, testbed.ZipatoSampleRoot+rel)
-	w.mu.Unlock()
-}
-
 func (r *running) waitCameras(t *testing.T, timeout time.Duration, ids ...string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
