@@ -1,7 +1,15 @@
 package testbed
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -25,6 +33,9 @@ type MosquittoOptions struct {
 	Port int // 0 = pick a free port
 	// MessageSizeLimit is mosquitto's message_size_limit in bytes (0: its default, 256 MiB).
 	MessageSizeLimit int
+	// TLS adds a second listener with TLS (a certificate for 127.0.0.1
+	// signed by a fresh CA): Broker.TLSURL, verified with Broker.CAFile.
+	TLS bool
 }
 
 // Broker is a running mosquitto.
@@ -32,6 +43,9 @@ type Broker struct {
 	URL  string // tcp://127.0.0.1:PORT
 	Addr string // 127.0.0.1:PORT
 	Port int
+	// TLSURL is ssl://127.0.0.1:PORT of the TLS listener and CAFile the
+	// PEM of the CA that signed its certificate (with MosquittoOptions.TLS).
+	TLSURL, CAFile string
 	// Stop stops mosquitto (by its process group) and waits; idempotent,
 	// also registered with t.Cleanup.
 	Stop func()
@@ -98,6 +112,15 @@ func Mosquitto(t testing.TB, o MosquittoOptions) *Broker {
 			conf = append(conf, "acl_file "+acl)
 		}
 	}
+	var tlsURL, caFile string
+	if o.TLS {
+		var cert, key string
+		caFile, cert, key = writeTestCerts(t, dir)
+		owned = append(owned, cert, key)
+		tlsPort := FreePort(t)
+		tlsURL = fmt.Sprintf("ssl://127.0.0.1:%d", tlsPort)
+		conf = append(conf, fmt.Sprintf("listener %d 127.0.0.1", tlsPort), "certfile "+cert, "keyfile "+key)
+	}
 	chownToMosquitto(t, owned...)
 	confPath := filepath.Join(dir, "mosquitto.conf")
 	if err := os.WriteFile(confPath, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
@@ -109,7 +132,7 @@ func Mosquitto(t testing.TB, o MosquittoOptions) *Broker {
 		t.Fatalf("testbed: %v", err)
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(o.Port)
-	b := &Broker{URL: "tcp://" + addr, Addr: addr, Port: o.Port, Stop: p.stop, out: out}
+	b := &Broker{URL: "tcp://" + addr, Addr: addr, Port: o.Port, TLSURL: tlsURL, CAFile: caFile, Stop: p.stop, out: out}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("testbed: mosquitto log:\n%s", out.String())
@@ -118,6 +141,11 @@ func Mosquitto(t testing.TB, o MosquittoOptions) *Broker {
 	})
 	if err := waitTCP(addr, p, 5*time.Second); err != nil {
 		t.Fatalf("testbed: mosquitto: %v\n%s", err, out.String())
+	}
+	if tlsURL != "" {
+		if err := waitTCP(strings.TrimPrefix(tlsURL, "ssl://"), p, 5*time.Second); err != nil {
+			t.Fatalf("testbed: mosquitto TLS listener: %v\n%s", err, out.String())
+		}
 	}
 	return b
 }
@@ -139,4 +167,48 @@ func chownToMosquitto(t testing.TB, paths ...string) {
 			t.Fatalf("testbed: chown %s: %v", p, err)
 		}
 	}
+}
+
+// writeTestCerts writes a fresh CA and a server certificate for 127.0.0.1
+// signed by it into dir; it returns the CA's, the certificate's and the
+// key's paths (PEM).
+func writeTestCerts(t testing.TB, dir string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "testbed CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, typ string, b []byte, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return write("ca.crt", "CERTIFICATE", caDER, 0o644), write("server.crt", "CERTIFICATE", der, 0o644),
+		write("server.key", "EC PRIVATE KEY", keyDER, 0o600)
 }

@@ -122,6 +122,7 @@ func (f *fakeCommands) SetRecording(_ context.Context, cam string, on bool) erro
 
 type clientOpts struct {
 	broker, user, pass string
+	caFile             string
 	cmds               zipato.Commands
 	state              func() []zipato.CameraState
 }
@@ -131,7 +132,7 @@ func startClient(t *testing.T, o clientOpts) (*zipato.Client, *camSink, *logBuf)
 	sink := &camSink{}
 	logs := &logBuf{}
 	c, err := zipato.New(zipato.Config{
-		Broker: o.broker, Username: o.user, Password: o.pass, ClientID: "hubd-test-" + testbed.NewUUID()[:8],
+		Broker: o.broker, Username: o.user, Password: o.pass, CAFile: o.caFile, ClientID: "hubd-test-" + testbed.NewUUID()[:8],
 		TopicRoot: testbed.ZipatoSampleRoot, QoS: 1,
 		RequestTimeout: 1 * time.Second, ResyncInterval: time.Hour, StateInterval: 100 * time.Millisecond,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
@@ -548,5 +549,26 @@ func TestBrokerRestart(t *testing.T) {
 		waitMsg(t, testbed.ZipatoSampleRoot+"cameras/"+a.Endpoint+"/state", func(m mqtt.Message) bool { return m.Retained() })
 	if !c.Connected() || strings.Count(logs.String(), "MQTT connected") < 2 {
 		t.Errorf("not reconnected:\n%s", logs.String())
+	}
+}
+
+// TestTLSBroker: an ssl:// broker (mosquitto with a certificate of a
+// private CA) is used with zipato.ca_file; without it the certificate is
+// refused, and the refusal is logged.
+func TestTLSBroker(t *testing.T) {
+	broker := testbed.Mosquitto(t, testbed.MosquittoOptions{TLS: true, Users: map[string]string{"box": "box-pw", "hubd": "hubd-pw"}})
+	a := rtspCam("a")
+	testbed.StartZipatoBox(t, testbed.ZipatoBoxOptions{Broker: broker.URL, Username: "box", Password: "box-pw", Tree: testbed.ZipatoTree(t, nil, a)})
+
+	_, sink, _ := startClient(t, clientOpts{broker: broker.TLSURL, user: "hubd", pass: "hubd-pw", caFile: broker.CAFile})
+	sink.wait(t, 10*time.Second, a.Endpoint)
+
+	c, sink, logs := startClient(t, clientOpts{broker: broker.TLSURL, user: "hubd", pass: "hubd-pw"})
+	waitLog(t, logs, "certificate")
+	if c.Connected() || sink.count() != 0 {
+		t.Error("connected to a broker whose certificate it cannot verify")
+	}
+	if _, err := zipato.New(zipato.Config{Broker: broker.TLSURL, ClientID: "x", TopicRoot: "r/", CAFile: "/nonexistent"}); err == nil {
+		t.Error("a missing ca_file was accepted")
 	}
 }
