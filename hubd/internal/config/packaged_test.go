@@ -11,7 +11,8 @@ func TestPackagedConfigIsTheDefaults(t *testing.T) {
 	}
 	d := Defaults()
 	d.applyDefaults()
-	if cfg.Hub != d.Hub || cfg.Recording != d.Recording || cfg.Log != d.Log || cfg.Templates != d.Templates || len(cfg.Cameras) != 0 {
+	if cfg.Hub != d.Hub || cfg.Recording != d.Recording || cfg.Log != d.Log || cfg.Templates != d.Templates || len(cfg.Cameras) != 0 ||
+		cfg.Zipato != d.Zipato || cfg.ONVIF != d.ONVIF || cfg.PTZ != d.PTZ {
 		t.Errorf("packaging/hubd.yaml differs from Defaults():\n%+v\n%+v", cfg, d)
 	}
 }
