@@ -9,7 +9,7 @@ LDFLAGS   := -s -w -X github.com/zipnvr/zipnvr/pkg/buildinfo.Version=$(VERSION) 
 FUZZTIME  ?= 20s
 DIST      ?= dist
 
-.PHONY: all build setup run test test-unit lint fuzz bench clean cross packages test-qemu bench-footprint bench-clips
+.PHONY: all build setup run test test-unit lint fuzz bench clean cross packages test-qemu bench-footprint bench-live bench-clips
 
 all: build
 
@@ -104,6 +104,12 @@ bench-clips: setup
 # card writes per hour and camera, index growth, every queue's bound and metric.
 bench-footprint: setup
 	$(GO) run ./testbed/cmd/footbench -n 4 -duration 60s
+
+# Live view (docs/live.md): page navigation to first decoded frame in
+# Chromium (20 runs, cold and joining a running stream), the latency relay
+# adds, relay CPU per stream and per viewer, 200 pion viewers on one relay core.
+bench-live: setup
+	$(GO) run ./testbed/cmd/livebench -runs 20 -viewers 200
 
 clean:
 	rm -rf .bin .run dist

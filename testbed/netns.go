@@ -22,16 +22,22 @@ import (
 // otherwise, or with TESTBED_NO_NETNS=1, it says so on stderr and returns
 // m.Run(). Inside the namespace the Go module proxy is unreachable, which is
 // fine: the test binary is already built.
-func RunInNetNS(m *testing.M) int {
+func RunInNetNS(m *testing.M) int { return InNetNS(os.Args, m.Run) }
+
+// InNetNS is RunInNetNS for a command (a benchmark): inside the namespace,
+// or where none can be made (said on stderr), it returns run(); otherwise
+// it re-executes args (args[0] is the program) inside `unshare -n` and
+// returns the child's exit code. Build what the child needs first: the Go
+// module proxy is unreachable inside.
+func InNetNS(args []string, run func() int) int {
 	if os.Getenv("TESTBED_NETNS") != "" {
-		return m.Run()
+		return run()
 	}
 	if reason := netnsUnavailable(); reason != "" {
-		fmt.Fprintf(os.Stderr, "testbed: tests run in the host network (%s)\n", reason)
-		return m.Run()
+		fmt.Fprintf(os.Stderr, "testbed: running in the host network (%s)\n", reason)
+		return run()
 	}
-	os.Exit(reexecInNetNS())
-	return 0
+	return reexecInNetNS(args)
 }
 
 // netnsUnavailable returns why a namespace cannot be used, or "".
@@ -54,8 +60,8 @@ func netnsUnavailable() string {
 	return ""
 }
 
-func reexecInNetNS() int {
-	args := append([]string{"-n", "--", "sh", "-c", `ip link set lo up && exec "$0" "$@"`}, os.Args...)
+func reexecInNetNS(argv []string) int {
+	args := append([]string{"-n", "--", "sh", "-c", `ip link set lo up && exec "$0" "$@"`}, argv...)
 	cmd := exec.Command("unshare", args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), "TESTBED_NETNS=1")

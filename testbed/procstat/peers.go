@@ -123,6 +123,12 @@ type Relay struct {
 
 // StartRelay starts bin with a config in dir and waits for /healthz.
 func StartRelay(ctx context.Context, bin, dir string) (*Relay, error) {
+	return StartRelayWith(ctx, bin, dir, "")
+}
+
+// StartRelayWith is StartRelay with extra top-level YAML appended to the
+// config (e.g. a live: section) and extra environment (e.g. GOMAXPROCS=1).
+func StartRelayWith(ctx context.Context, bin, dir, extraYAML string, env ...string) (*Relay, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -135,12 +141,16 @@ func StartRelay(ctx context.Context, bin, dir string) (*Relay, error) {
 	cfg := filepath.Join(dir, "relay.yaml")
 	// strconv.Quote output is a valid YAML double-quoted scalar for these ASCII values.
 	yaml := fmt.Sprintf("listen: %s\ndata_dir: %s\nadmin_token: %s\nlog: {level: warn}\n",
-		strconv.Quote(addr), strconv.Quote(filepath.Join(dir, "relay")), strconv.Quote(r.adminToken))
+		strconv.Quote(addr), strconv.Quote(filepath.Join(dir, "relay")), strconv.Quote(r.adminToken)) + extraYAML
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		return nil, err
 	}
 	logPath := filepath.Join(dir, "relay.log")
-	if r.Child, err = StartChildLogging("relay", exec.Command(bin, "run", "-config", cfg), logPath); err != nil {
+	cmd := exec.Command(bin, "run", "-config", cfg)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	if r.Child, err = StartChildLogging("relay", cmd, logPath); err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(20 * time.Second)
@@ -181,6 +191,22 @@ func (r *Relay) NewHub(ctx context.Context, id string) (string, error) {
 		return "", fmt.Errorf("relay gave hub %s no credential", id)
 	}
 	return h.Credential, nil
+}
+
+// NewUser creates a user in the run's tenant (the one NewHub made, so call
+// that first) and returns the user's API token.
+func (r *Relay) NewUser(ctx context.Context, name string) (string, error) {
+	if r.tenant == "" {
+		return "", fmt.Errorf("relay: NewUser before NewHub (no tenant yet)")
+	}
+	var u struct{ Token string }
+	if err := r.call(ctx, "/api/v1/admin/tenants/"+r.tenant+"/users", map[string]string{"name": name}, &u); err != nil {
+		return "", err
+	}
+	if u.Token == "" {
+		return "", fmt.Errorf("relay gave user %s no token", name)
+	}
+	return u.Token, nil
 }
 
 // call POSTs JSON with the admin token and decodes a 201 answer.

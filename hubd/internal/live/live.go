@@ -188,12 +188,25 @@ func (m *Manager) Start(ctx context.Context, tok string, viaLink bool) (string, 
 	runCtx := m.ctx
 	m.mu.Unlock()
 
-	if old != nil {
+	// relay asks again only when it lost the first push: replace it. A LAN
+	// client may ask while relay's stream runs: the old push stays until
+	// relay has accepted the new token (the hub cannot check a signature).
+	if old != nil && viaLink {
 		old.stop("replaced by a new request")
 	}
 	p := newPush(m, key, c, src, viaLink)
 	if err := p.dial(ctx, m.cfg.RelayURL, m.cfg.Credential, tok); err != nil {
+		var e *Error
+		if !viaLink && old != nil && errors.As(err, &e) && e.Code == http.StatusConflict && !old.stopped() {
+			// relay verified the token and has this stream already: the
+			// LAN client's viewers watch it there.
+			m.log.Info("LAN start: relay has the stream already", "camera", cam.ID, "quality", q, "session", old.session)
+			return old.session, nil
+		}
 		return "", err
+	}
+	if old != nil && !viaLink {
+		old.stop("replaced by a LAN client's request")
 	}
 	m.mu.Lock()
 	if cur := m.pushes[key]; cur != nil && cur != old {

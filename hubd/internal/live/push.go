@@ -208,6 +208,16 @@ func (p *push) reader() {
 	}
 }
 
+// stopped says whether the push has been told to stop.
+func (p *push) stopped() bool {
+	select {
+	case <-p.quit:
+		return true
+	default:
+		return false
+	}
+}
+
 func (p *push) stop(reason string) {
 	p.once.Do(func() {
 		p.why = reason

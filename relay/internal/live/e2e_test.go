@@ -350,3 +350,109 @@ func TestLiveFallbacks(t *testing.T) {
 		}
 	})
 }
+
+// TestLiveLANToken: hubd's LAN endpoint takes a stream token from a client
+// on the hub's network. The hub cannot check a signature, relay does when
+// the hub opens the stream socket: a tampered or expired token is refused
+// through the hub; a valid one while relay's stream runs joins it (still
+// one camera pull); with no stream running it starts one from the hub.
+func TestLiveLANToken(t *testing.T) {
+	cam := testbed.GstCamera(t, testbed.GstOptions{Width: 640, Height: 360, Bitrate: 600})
+	lan := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+	s := &system{relay: testbed.StartRelay(t, testbed.RelayOptions{Config: "live: {stop_after_seconds: 2, token_seconds: 10, ice: {loopback: true}}\n"})}
+	s.prov = s.relay.Provision(t, "acme", "hub-1")
+	s.hubd = testbed.StartHubd(t, fmt.Sprintf("hub: {id: hub-1, data_dir: %q}\nrelay: {url: %q, credential: %q}\nlive: {lan_listen: %q}\n"+
+		"cameras:\n  - id: cam1\n    record: \"off\"\n    transport: tcp\n    streams: {high: %q}\n",
+		t.TempDir(), s.relay.URL, s.prov.HubCredential, lan, cam.URL))
+	s.waitLinked(t)
+	deadline := time.Now().Add(20 * time.Second)
+	var ch string
+	for ch == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("relay has no channel for hub-1.cam1")
+		}
+		var out struct {
+			Cameras []struct{ ID, Channel string }
+		}
+		s.relay.Do(t, s.prov.UserTk, "GET", "/api/v1/cameras", nil, 200, &out)
+		for _, c := range out.Cameras {
+			ch = c.Channel
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	newToken := func() string {
+		var g struct{ Token string }
+		s.relay.Do(t, s.prov.UserTk, "POST", "/api/v1/channels/"+ch+"/stream-token", map[string]string{"quality": "high"}, 201, &g)
+		return g.Token
+	}
+	lanStart := func(tok string) (int, string) {
+		req, _ := http.NewRequest("POST", "http://"+lan+"/live/start", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		_, _ = bufio.NewReader(resp.Body).WriteTo(&b)
+		return resp.StatusCode, b.String()
+	}
+
+	// A token relay issued starts relay's stream over the link; the same
+	// token from a LAN client joins it: one pull.
+	tok := newToken()
+	first, issued := tok, time.Now()
+	waitMetric(t, s.relay, `relay_live_streams_total{from="link"}`, 1, 10*time.Second)
+	for deadline := time.Now().Add(10 * time.Second); s.hubd.CountLog("live stream socket open: pulling the camera") < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the hub did not start relay's stream")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, body := lanStart(tok); code != http.StatusAccepted {
+		t.Fatalf("LAN start while relay streams: %d %s", code, body)
+	}
+	if n := s.hubd.CountLog("live stream socket open: pulling the camera"); n != 1 {
+		t.Fatalf("hub pulled the camera %d times, want 1", n)
+	}
+
+	// Tampered: the hub passes it on, relay refuses the signature.
+	tampered := tok[:len(tok)-3] + map[bool]string{true: "AAA", false: "BBB"}[!strings.HasSuffix(tok, "AAA")]
+	if code, body := lanStart(tampered); code != http.StatusUnauthorized {
+		t.Fatalf("tampered token: %d %s, want 401", code, body)
+	}
+
+	// No stream running: a LAN client's token starts one from the hub.
+	waitMetric(t, s.relay, "relay_live_streams", 0, 15*time.Second)
+	tok = newToken() // starts relay's stream again; let it stop
+	waitMetric(t, s.relay, `relay_live_streams_total{from="link"}`, 2, 10*time.Second)
+	waitMetric(t, s.relay, "relay_live_streams", 0, 15*time.Second)
+	if code, body := lanStart(tok); code != http.StatusAccepted {
+		t.Fatalf("LAN start: %d %s", code, body)
+	}
+	waitMetric(t, s.relay, `relay_live_streams_total{from="hub"}`, 1, 5*time.Second)
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		var out struct {
+			Streams []struct {
+				StartedFrom string `json:"started_from"`
+				FramesIn    int    `json:"frames_in"`
+			}
+		}
+		s.relay.Do(t, s.prov.UserTk, "GET", "/api/v1/channels/"+ch+"/live", nil, 200, &out)
+		if len(out.Streams) == 1 && out.Streams[0].StartedFrom == "hub" && out.Streams[0].FramesIn > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no frames from the LAN-started stream: %+v", out.Streams)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Expired (token_seconds: 10): refused by relay through the hub.
+	waitMetric(t, s.relay, "relay_live_streams", 0, 15*time.Second)
+	time.Sleep(11*time.Second - time.Since(issued))
+	if code, body := lanStart(first); code != http.StatusUnauthorized || !strings.Contains(body, "expired") {
+		t.Fatalf("expired token: %d %s, want 401 expired", code, body)
+	}
+}

@@ -175,7 +175,8 @@ func (r *records) list(ctx context.Context, channel string, limit int) ([]Record
 	err := r.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRecords).Cursor()
 		end := append(bytes.Clone(prefix), 0xff)
-		k, v := c.Seek(end)
+		k, _ := c.Seek(end)
+		var v []byte
 		if k == nil {
 			k, v = c.Last()
 		} else {

@@ -30,6 +30,14 @@ import (
 // staying that far behind live.
 const burstTick = 1
 
+// burstRate bounds how fast the catch-up GOP goes out, in bytes per
+// second. All at once, a GOP late in a 2 s cycle (~500 KB at 2 Mbit/s)
+// overflows a receiver's UDP buffer (Chromium's is ~200 KB) whenever its
+// network thread is slow to read, and a lost keyframe packet can cost the
+// viewer a wait for the camera's next keyframe, as relay makes none. At
+// 40 Mbit/s such a GOP takes ~100 ms; the keyframe, first, is not held.
+const burstRate = 5 << 20
+
 // h264Profiles are the H.264 profile-level-ids relay negotiates
 // (packetization-mode 1); browsers decode every level under any of them.
 var h264Profiles = []string{"42e01f", "42001f", "4d001f", "64001f"}
@@ -267,6 +275,9 @@ type whepOut struct {
 	sent   bool
 	rebase bool
 
+	burstStart time.Time // pacing of the catch-up GOP
+	burstBytes int
+
 	dcMu sync.Mutex
 	dc   *webrtc.DataChannel
 }
@@ -335,12 +346,28 @@ func (o *whepOut) writeFrame(f *frame, i int, burst []*frame) (int, error) {
 		n += len(p.Payload) + 12
 	}
 	o.lastTS, o.sent = ts, true
+	if burst != nil {
+		o.pace(i, n)
+	}
 	if burst == nil {
 		now := time.Now()
 		o.svc.metrics.sendDelay.Observe(now.Sub(f.received).Seconds())
 		o.svc.metrics.relayDelay.Observe(now.Sub(f.arrived).Seconds())
 	}
 	return n, nil
+}
+
+// pace holds the catch-up burst to burstRate: after frame i (n bytes) of
+// it, it sleeps until the bytes sent so far are due.
+func (o *whepOut) pace(i, n int) {
+	if i == 0 {
+		o.burstStart, o.burstBytes = time.Now(), 0
+	}
+	o.burstBytes += n
+	due := time.Duration(float64(o.burstBytes) / burstRate * float64(time.Second))
+	if wait := due - time.Since(o.burstStart); wait > time.Millisecond {
+		time.Sleep(wait)
+	}
 }
 
 func (o *whepOut) state(state, detail string) {
