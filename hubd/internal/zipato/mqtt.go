@@ -359,6 +359,11 @@ func (c *Client) dispatch(topic string, payload []byte) {
 	ws := c.waiters[topic]
 	delete(c.waiters, topic)
 	c.mu.Unlock()
+	if len(ws) == 0 {
+		// Answers to another client's request (the box's app uses the
+		// same API) land here too: not worth more than a debug line.
+		c.log.Debug("MQTT message without a request waiting ignored", "topic", clip(topic), "bytes", len(payload))
+	}
 	for _, w := range ws {
 		w <- payload
 	}

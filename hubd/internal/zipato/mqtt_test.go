@@ -288,6 +288,7 @@ func TestBadBoxInput(t *testing.T) {
 	// Garbage and 1 MiB where the box's answers go, and a 1 MiB status.
 	big := bytes.Repeat([]byte("x"), 1<<20)
 	box.Publish(box.Root+"networks/list", []byte("{not json"))
+	waitLog(t, logs, "MQTT message without a request waiting ignored")
 	box.Publish(box.Root+"devices/"+a.Device+"/info", big)
 	box.Publish(box.Root+"devices/"+a.Device+"/status", big)
 	// A malformed device answer while the client asks for it.
