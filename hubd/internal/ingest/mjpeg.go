@@ -18,6 +18,7 @@ import (
 
 	"github.com/zipnvr/zipnvr/hubd/internal/httpauth"
 	"github.com/zipnvr/zipnvr/hubd/internal/media"
+	"github.com/zipnvr/zipnvr/pkg/camera"
 )
 
 // MaxJPEGBytes bounds one frame: a 4K JPEG at high quality is ~3 MB.
@@ -69,17 +70,17 @@ func (m *MJPEG) Run(ctx context.Context, sink Sink) error {
 	resp, err := httpauth.Do(client, req, user, pass)
 	if err != nil {
 		if errors.Is(err, httpauth.ErrUnauthorized) {
-			return fmt.Errorf("GET %s: %w: %v", u.Redacted(), ErrAuth, err)
+			return fmt.Errorf("GET %s: %w: %v", camera.LogURL(&u), ErrAuth, err)
 		}
-		return fmt.Errorf("GET %s: %w", u.Redacted(), err)
+		return fmt.Errorf("GET %s: %w", camera.LogURL(&u), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", u.Redacted(), resp.Status)
+		return fmt.Errorf("GET %s: %s", camera.LogURL(&u), resp.Status)
 	}
 	mr, err := NewMultipartReader(resp.Header.Get("Content-Type"), resp.Body)
 	if err != nil {
-		return fmt.Errorf("MJPEG stream %s: %w", u.Redacted(), err)
+		return fmt.Errorf("MJPEG stream %s: %w", camera.LogURL(&u), err)
 	}
 
 	// A watchdog closes the body when frames stop: Read has no deadline.
@@ -102,7 +103,7 @@ func (m *MJPEG) Run(ctx context.Context, sink Sink) error {
 	}()
 
 	sink.Track(media.Track{Codec: media.MJPEG})
-	m.log.Info("camera connected", "url", u.Redacted(), "codec", media.MJPEG)
+	m.log.Info("camera connected", "url", camera.LogURL(&u), "codec", media.MJPEG)
 	var start time.Time
 	for {
 		part, err := mr.Next()

@@ -62,7 +62,7 @@ func NewRTSP(cfg RTSPConfig) *RTSP {
 func (s *RTSP) Run(ctx context.Context, sink Sink) error {
 	u, err := base.ParseURL(s.cfg.URL.String())
 	if err != nil {
-		return fmt.Errorf("parse RTSP URL %s: %w", s.cfg.URL.Redacted(), err)
+		return fmt.Errorf("parse RTSP URL %s: %w", camera.LogURL(s.cfg.URL), err)
 	}
 	c := &gortsplib.Client{
 		Scheme:      u.Scheme,
@@ -131,7 +131,7 @@ func (s *RTSP) Run(ctx context.Context, sink Sink) error {
 	if t := c.Transport(); t != nil && t.Session != nil {
 		transport = t.Session.Protocol.String()
 	}
-	s.log.Info("camera connected", "url", s.cfg.URL.Redacted(), "codec", rec.track.Codec, "transport", transport)
+	s.log.Info("camera connected", "url", camera.LogURL(s.cfg.URL), "codec", rec.track.Codec, "transport", transport)
 	err = c.Wait()
 	if ctx.Err() != nil {
 		return nil

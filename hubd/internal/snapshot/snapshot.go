@@ -114,17 +114,17 @@ func (c *Capturer) get(ctx context.Context, u *url.URL) (*http.Response, error) 
 	resp, err := httpauth.Do(client, req, user, pass)
 	if err != nil {
 		if errors.Is(err, httpauth.ErrUnauthorized) {
-			return nil, fmt.Errorf("GET %s: %w", v.Redacted(), ErrAuth)
+			return nil, fmt.Errorf("GET %s: %w", camera.LogURL(&v), ErrAuth)
 		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // url.Error prints the URL; we print the redacted one
 		}
-		return nil, fmt.Errorf("GET %s: %w", v.Redacted(), err)
+		return nil, fmt.Errorf("GET %s: %w", camera.LogURL(&v), err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, fmt.Errorf("GET %s: %s", v.Redacted(), resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", camera.LogURL(&v), resp.Status)
 	}
 	return resp, nil
 }

@@ -61,6 +61,10 @@ func TestCapture(t *testing.T) {
 		{name: "no source", wantErr: snapshot.ErrNoSource},
 		{name: "snapshot URL gives HTML, no stream", snapshot: broken.URL + "/html", errHas: "not a JPEG"},
 		{name: "unreachable", snapshot: "http://127.0.0.1:1/snap.jpg", errHas: "snapshot URL"},
+		// Foscam's CGI takes the password in the query: it must not reach
+		// the error (which lands on the snapshot entry and in MQTT answers).
+		{name: "password in the query, 404", snapshot: broken.URL + "/cgi-bin/CGIProxy.fcgi?cmd=snapPicture2&usr=${username}&pwd=${password}", errHas: "pwd=xxxxx"},
+		{name: "password in the query, unreachable", snapshot: "http://127.0.0.1:1/cgi-bin/CGIProxy.fcgi?cmd=snapPicture2&usr=${username}&pwd=${password}", errHas: "pwd=xxxxx"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
