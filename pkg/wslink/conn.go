@@ -63,6 +63,8 @@ type Conn struct {
 	writeMu sync.Mutex // gorilla allows one writer at a time
 	seq     atomic.Uint64
 
+	inflight atomic.Int64 // requests being handled, bounded by MaxInflight
+
 	mu      sync.Mutex
 	pending map[string]chan proto.LinkMessage
 	closed  chan struct{}
@@ -142,13 +144,18 @@ func (c *Conn) Serve(ctx context.Context) error {
 			return c.Err()
 		}
 		handlers.Add(1)
+		c.inflight.Add(1)
 		go func() {
 			defer handlers.Done()
-			defer func() { <-slots }()
+			defer func() { c.inflight.Add(-1); <-slots }()
 			c.handle(ctx, m)
 		}()
 	}
 }
+
+// Inflight is the number of the peer's requests being handled now (at
+// most MaxInflight): the fill level of the link's request queue.
+func (c *Conn) Inflight() int { return int(c.inflight.Load()) }
 
 func (c *Conn) handle(ctx context.Context, m proto.LinkMessage) {
 	h := c.cfg.Handlers[m.Type]

@@ -193,3 +193,48 @@ func TestMalformedAndOversizeFramesCloseTheLink(t *testing.T) {
 		})
 	}
 }
+
+// Inflight shows the requests being handled, never more than MaxInflight
+// (16 by default), and drops back to zero once they are answered.
+func TestInflightBounded(t *testing.T) {
+	release := make(chan struct{})
+	var started atomic.Int64
+	handlers := map[string]Handler{
+		"hold": func(ctx context.Context, _ json.RawMessage) (any, error) {
+			started.Add(1)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil, nil
+		},
+	}
+	server, client := pair(t, handlers, nil, time.Second)
+	const calls = 20
+	done := make(chan error, calls)
+	for range calls {
+		go func() { done <- client.Call(context.Background(), "hold", struct{}{}, nil) }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for server.Inflight() < 16 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // room for a 17th to start, if the bound failed
+	if n := server.Inflight(); n != 16 || started.Load() != 16 {
+		t.Fatalf("in flight %d, started %d; want 16 (the bound)", n, started.Load())
+	}
+	close(release)
+	for range calls {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A handler's slot is freed just after its reply is sent.
+	deadline = time.Now().Add(5 * time.Second)
+	for server.Inflight() != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := server.Inflight(); n != 0 {
+		t.Fatalf("in flight after all answered: %d", n)
+	}
+}

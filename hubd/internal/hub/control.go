@@ -149,6 +149,8 @@ var (
 	descUpFlight  = prometheus.NewDesc("hubd_uploads_in_flight", "Uploads under way.", nil, nil)
 	descLastUp    = prometheus.NewDesc("hubd_last_upload_timestamp_seconds", "When the last upload was acknowledged (liveness).", nil, nil)
 	descEvictLost = prometheus.NewDesc("hubd_ring_evicted_before_upload_total", "Segments evicted before they were uploaded.", nil, nil)
+	descLinkReqs  = prometheus.NewDesc("hubd_link_requests_in_flight", "Relay requests being handled over the control link (bounded per link).", nil, nil)
+	descMQTTCmds  = prometheus.NewDesc("hubd_mqtt_commands_in_flight", "MQTT commands being carried out (bounded; more are refused as busy).", nil, nil)
 )
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(m, ch) }
@@ -191,5 +193,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		if !us.LastUpload.IsZero() {
 			ch <- prometheus.MustNewConstMetric(descLastUp, prometheus.GaugeValue, float64(us.LastUpload.UnixNano())/1e9)
 		}
+	}
+	if m.h.link != nil {
+		ch <- prometheus.MustNewConstMetric(descLinkReqs, prometheus.GaugeValue, float64(m.h.link.Inflight()))
+	}
+	if m.h.integ.mqtt != nil {
+		ch <- prometheus.MustNewConstMetric(descMQTTCmds, prometheus.GaugeValue, float64(m.h.integ.mqtt.CommandsInFlight()))
 	}
 }

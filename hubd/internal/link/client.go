@@ -81,6 +81,18 @@ func (c *Client) Up() bool {
 	return c.conn != nil
 }
 
+// Inflight is the number of relay's requests being handled now (0 while
+// the link is down).
+func (c *Client) Inflight() int {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn == nil {
+		return 0
+	}
+	return conn.Inflight()
+}
+
 // Call sends a request to relay over the link. ErrDown when it is not up.
 func (c *Client) Call(ctx context.Context, typ string, req, resp any) error {
 	c.mu.Lock()

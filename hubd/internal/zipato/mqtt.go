@@ -52,6 +52,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// MaxCommandsInFlight bounds the MQTT commands carried out at once (a
+// camera request can take seconds); more are answered "busy".
+const MaxCommandsInFlight = 4
+
 // Client is hubd's MQTT client of the box: device tree, state, commands.
 type Client struct {
 	cfg  Config
@@ -113,7 +117,7 @@ func New(cfg Config) (*Client, error) {
 		waiters:   map[string][]chan []byte{},
 		dirty:     map[string]bool{},
 		published: map[string]CameraState{},
-		cmdSem:    make(chan struct{}, 4),
+		cmdSem:    make(chan struct{}, MaxCommandsInFlight),
 	}
 	c.sync = newSyncer(c.request, c.log)
 
@@ -175,6 +179,10 @@ func (c *Client) topic(rel string) string { return c.cfg.TopicRoot + rel }
 
 // Connected says whether the broker connection is up.
 func (c *Client) Connected() bool { return c.connected.Load() }
+
+// CommandsInFlight is the number of MQTT commands being carried out now
+// (at most MaxCommandsInFlight; more are refused as busy).
+func (c *Client) CommandsInFlight() int { return len(c.cmdSem) }
 
 // Resync asks for a full re-read of the tree soon.
 func (c *Client) Resync() {

@@ -31,7 +31,7 @@ const (
 	defaultParallelUploads = 2   // relay.parallel_uploads
 	liveQueueFrames        = 256 // live.Config.QueueFrames
 	linkMaxInflight        = 16  // wslink.Config.MaxInflight
-	mqttCommandsInflight   = 4   // zipato: cmdSem
+	mqttCommandsInflight   = 4   // zipato.MaxCommandsInFlight
 )
 
 func queueInventory(o *options) []queueSpec {
@@ -49,10 +49,10 @@ func queueInventory(o *options) []queueSpec {
 			Limit: liveQueueFrames, Metric: "", Idle: true,
 			Overflow: "drops up to the next keyframe (counted in the push's log line)", Where: "hubd/internal/live"},
 		{Name: "control link requests being handled", Bound: fmt.Sprintf("%d per link, frames <= 1 MiB", linkMaxInflight),
-			Limit: linkMaxInflight, Metric: "", Idle: true,
+			Limit: linkMaxInflight, Metric: "hubd_link_requests_in_flight",
 			Overflow: "the reader waits: the relay slows down", Where: "pkg/wslink"},
 		{Name: "MQTT commands being handled", Bound: fmt.Sprintf("%d", mqttCommandsInflight),
-			Limit: mqttCommandsInflight, Metric: "", Idle: true,
+			Limit: mqttCommandsInflight, Metric: "hubd_mqtt_commands_in_flight", Idle: true,
 			Overflow: "refused (busy)", Where: "hubd/internal/zipato"},
 	}
 }
