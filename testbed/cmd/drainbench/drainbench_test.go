@@ -64,36 +64,6 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-func TestParseMetrics(t *testing.T) {
-	text := `# HELP relay_http_request_duration_seconds HTTP request latency by route pattern.
-# TYPE relay_http_request_duration_seconds histogram
-relay_http_request_duration_seconds_bucket{route="POST /api/v1/hub/uploads",le="0.0005"} 100
-relay_http_request_duration_seconds_sum{route="POST /api/v1/hub/uploads"} 0.0432
-relay_http_request_duration_seconds_count{route="POST /api/v1/hub/uploads"} 144
-relay_recordings_stored_total 144
-go_gc_duration_seconds{quantile="0.5"} 1.5e-05 1700000000000
-`
-	m, err := parseMetrics(strings.NewReader(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for series, want := range map[string]float64{
-		routeSeries("sum", "POST /api/v1/hub/uploads"):   0.0432,
-		routeSeries("count", "POST /api/v1/hub/uploads"): 144,
-		"relay_recordings_stored_total":                  144,
-		`go_gc_duration_seconds{quantile="0.5"}`:         1.5e-05,
-	} {
-		if got, ok := m[series]; !ok || got != want {
-			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
-		}
-	}
-	for _, bad := range []string{"lonely_name\n", `x{a="b"}` + "\n", "x notanumber\n"} {
-		if _, err := parseMetrics(strings.NewReader(bad)); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
-
 func TestRelayTimes(t *testing.T) {
 	up, rec := "POST /api/v1/hub/uploads", "POST /api/v1/hub/recordings"
 	before := map[string]float64{routeSeries("count", up): 4, routeSeries("sum", up): 1, "relay_recordings_stored_total": 4}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -15,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/zipnvr/zipnvr/pkg/proto"
@@ -226,40 +224,7 @@ func (r *relayServer) metrics(ctx context.Context) (map[string]float64, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("relay metrics: %s", resp.Status)
 	}
-	return parseMetrics(resp.Body)
-}
-
-// parseMetrics reads the Prometheus text format: comments are skipped, a
-// sample line is the series, a space and the value (an optional timestamp
-// after it is ignored). Label values here hold spaces ("POST /api/v1/..."),
-// so the series ends at the closing brace when there is one.
-func parseMetrics(rd io.Reader) (map[string]float64, error) {
-	out := map[string]float64{}
-	sc := bufio.NewScanner(rd)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		end := strings.IndexByte(line, ' ')
-		if i := strings.LastIndexByte(line, '}'); i >= 0 {
-			end = i + 1
-		}
-		if end <= 0 || end >= len(line) {
-			return nil, fmt.Errorf("malformed metrics line %q", line)
-		}
-		f := strings.Fields(line[end:])
-		if len(f) == 0 {
-			return nil, fmt.Errorf("malformed metrics line %q", line)
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			return nil, fmt.Errorf("malformed metrics line %q: %w", line, err)
-		}
-		out[line[:end]] = v
-	}
-	return out, sc.Err()
+	return procstat.ParseMetrics(resp.Body)
 }
 
 // routeSeries names a series of the relay's request histogram.
