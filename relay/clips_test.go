@@ -28,8 +28,9 @@ import (
 // clipGOP is the stream's keyframe interval (25 frames at 25 fps).
 const clipGOP = time.Second
 
-// fragment is segsynth's (and hubd's default) fragment duration.
-const fragment = time.Second
+// clipFrame is one frame's duration (25 fps): a clip ends with the frame
+// that holds its end.
+const clipFrame = 40 * time.Millisecond
 
 type clipBed struct {
 	t       testing.TB
@@ -42,18 +43,30 @@ type clipBed struct {
 
 func newClipBed(t *testing.T, start time.Time, segment time.Duration) *clipBed {
 	t.Helper()
-	return newClipBedWith(t, fakecam.ClipOptions{Width: 640, Height: 360, FPS: 25, Seconds: 4, GOP: 25, BitrateKbps: 600}, start, segment)
+	return newClipBedWith(t, clipStream, start, segment)
 }
+
+// clipStream is the tests' camera: 360p25, a keyframe every second.
+var clipStream = fakecam.ClipOptions{Width: 640, Height: 360, FPS: 25, Seconds: 4, GOP: 25, BitrateKbps: 600}
 
 // newClipBedWith is newClipBed with the camera's stream.
 func newClipBedWith(t testing.TB, stream fakecam.ClipOptions, start time.Time, segment time.Duration) *clipBed {
+	return newClipBedOn(t, true, stream, start, segment)
+}
+
+// newClipBedOn is newClipBedWith on S3 (versitygw) or, without, on the
+// relay's local media store.
+func newClipBedOn(t testing.TB, useS3 bool, stream fakecam.ClipOptions, start time.Time, segment time.Duration) *clipBed {
 	t.Helper()
 	testbed.RequireTools(t, "ffmpeg", "ffprobe")
 	clip, err := fakecam.EncodeClip(context.Background(), stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &clipBed{t: t, s3: testbed.S3Server(t)}
+	b := &clipBed{t: t}
+	if useS3 {
+		b.s3 = testbed.S3Server(t)
+	}
 	b.relay = testbed.StartRelay(t, testbed.RelayOptions{S3: b.s3})
 	b.p = b.relay.Provision(t, "home", "hub1")
 	var rep proto.CameraReportResult
@@ -177,8 +190,9 @@ func download(t *testing.T, url string) string {
 
 // checkClip judges a finished clip's file with ffprobe and ffmpeg: it
 // plays without one decoder message, starts with a keyframe at or at most
-// one GOP before start, its timestamps are continuous, and it lasts the
-// range (plus the lead before start) less the gaps, within one GOP.
+// one GOP before start, its timestamps are continuous, it ends with the
+// frame that holds end, so it lasts from that keyframe to end within one
+// frame, plus the gaps.
 func checkClip(t *testing.T, c clipAnswer, gaps time.Duration) testbed.Probe {
 	t.Helper()
 	if c.Status != "finished" || c.URL == "" || c.HLSURL == "" {
@@ -192,21 +206,23 @@ func checkClip(t *testing.T, c clipAnswer, gaps time.Duration) testbed.Probe {
 	// The file starts at the keyframe at or before start (segsynth's
 	// timeline counts from the epoch, as hubd's does from its first
 	// segment: the first pts is the keyframe's wall-clock time) and ends
-	// with the fragment that holds end (fragments last 1 s here).
+	// with the frame that holds end: its last fragment is cut there.
 	if lead := c.Start.Sub(c.MediaStart); gaps == 0 && (lead < 0 || lead >= clipGOP) {
 		t.Errorf("file starts at %s, %v before the clip's start %s: want the keyframe at or before it (GOP %v)", c.MediaStart, lead, c.Start, clipGOP)
 	}
 	if first := float64(c.MediaStart.UnixMilli()) / 1000; math.Abs(p.FirstPTS-first) > 0.001 {
 		t.Errorf("first pts %.3f s, want the keyframe at media_start %.3f s", p.FirstPTS, first)
 	}
-	if tail := c.MediaEnd.Sub(c.End); tail < 0 || tail >= fragment {
-		t.Errorf("file ends at %s, %v after the clip's end %s: want the end of the fragment holding it", c.MediaEnd, tail, c.End)
+	if tail := c.MediaEnd.Sub(c.End); tail < 0 || tail >= clipFrame {
+		t.Errorf("file ends at %s, %v after the clip's end %s: want the end of the frame holding it (%v)", c.MediaEnd, tail, c.End, clipFrame)
 	}
 	// A gap inside the range is a jump of the file's timeline, so the
-	// file lasts the range, within one GOP and one fragment plus the gaps.
-	got, want := time.Duration(p.Duration*float64(time.Second)), c.End.Sub(c.Start)
-	if d := got - want; d < -gaps || d > clipGOP+fragment+gaps {
-		t.Errorf("file lasts %v, the range %v: want within one GOP (%v) and one fragment plus gaps (%v)", got, want, clipGOP, gaps)
+	// file lasts from the keyframe to end, within one frame plus the gaps
+	// (ffprobe's times are in ms: 1 ms of rounding).
+	got, want := time.Duration(p.Duration*float64(time.Second)), c.End.Sub(c.MediaStart)
+	if d := got - want; d < -gaps-time.Millisecond || d > clipFrame+time.Millisecond {
+		t.Errorf("file lasts %v, from the keyframe at %s to the end %s is %v: want that within one frame (%v) plus gaps (%v)",
+			got, c.MediaStart.Format(time.StampMilli), c.End.Format(time.StampMilli), want, clipFrame, gaps)
 	}
 	if media := c.MediaEnd.Sub(c.MediaStart); math.Abs(p.Duration-media.Seconds()) > 0.001 {
 		t.Errorf("file lasts %.3f s, the clip's media range %v", p.Duration, media)
@@ -247,11 +263,17 @@ func hlsPackets(t *testing.T, url string) int {
 
 // TestClipOfFinishedRecordings: every recording is there before the clip
 // is asked for; the clip trims to the keyframe at or before its start
-// (here mid-GOP, in the second recording) and ends with the fragment that
-// holds its end (in the fifth).
+// (here mid-GOP, in the second recording) and ends with the frame that
+// holds its end (in the fifth, mid-fragment).
 func TestClipOfFinishedRecordings(t *testing.T) {
+	for _, store := range []string{"s3", "local"} {
+		t.Run(store, func(t *testing.T) { testClipOfFinishedRecordings(t, store == "s3") })
+	}
+}
+
+func testClipOfFinishedRecordings(t *testing.T, useS3 bool) {
 	t0 := time.Now().Add(-10 * time.Minute).Truncate(time.Second).UTC()
-	b := newClipBed(t, t0, 3*time.Second)
+	b := newClipBedOn(t, useS3, clipStream, t0, 3*time.Second)
 	for range 6 {
 		b.upload(b.next())
 	}
@@ -265,9 +287,16 @@ func TestClipOfFinishedRecordings(t *testing.T) {
 	if want := t0.Add(4 * time.Second); !c.MediaStart.Equal(want) {
 		t.Errorf("media_start %s, want the keyframe at %s", c.MediaStart, want)
 	}
+	// End exactness: the frame holding 13.3 s is the one from 13.28 s to 13.32 s.
+	if want := t0.Add(13*time.Second + 320*time.Millisecond); !c.MediaEnd.Equal(want) {
+		t.Errorf("media_end %s, want the end of the frame holding the clip's end, %s", c.MediaEnd, want)
+	}
 	p := checkClip(t, c, 0)
-	if math.Abs(p.Duration-10) > 0.05 { // 4 s to 14 s: fragments are whole seconds here
-		t.Errorf("file lasts %.3f s, want 10 (4 s to the fragment ending at 14 s)", p.Duration)
+	if math.Abs(p.Duration-9.32) > 0.0015 {
+		t.Errorf("file lasts %.3f s, want 9.320 (the keyframe at 4 s to the end of the frame holding 13.3 s)", p.Duration)
+	}
+	if p.Packets != 233 {
+		t.Errorf("file holds %d frames, want 233 (4 s to 13.32 s at 25 fps)", p.Packets)
 	}
 
 	// Listed with its channel; deleted with its file.

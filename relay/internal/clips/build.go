@@ -63,8 +63,26 @@ func (c *Coordinator) compose(ctx context.Context, cl store.Clip, ch store.Chann
 		return res, &nothingError{gaps: append(skipped, p.gaps...)}
 	}
 	p.gaps = append(skipped, p.gaps...)
-	res.plan = p
 	res.key = Key(ch, cl.ID)
+	var scratch []string // objects of this build only, deleted after it
+	defer func() {
+		// Scratch objects are of no use once the file exists (or failed).
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		for _, key := range scratch {
+			if err := c.cfg.Objects.Delete(dctx, key); err != nil {
+				c.log.Warn("delete scratch object", "key", key, "err", err)
+			}
+		}
+	}()
+	if p.tail != nil {
+		head := headKey(ch, cl.ID)
+		scratch = append(scratch, head)
+		if err := c.cutTail(ctx, &p, head); err != nil {
+			return res, err
+		}
+	}
+	res.plan = p
 
 	minPart := c.cfg.MinPartBytes
 	seed := ""
@@ -75,17 +93,8 @@ func (c *Coordinator) compose(ctx context.Context, cl store.Clip, ch store.Chann
 	}
 	steps, final := planChain(p.pieces, minPart, seed, func(i int) string { return scratchKey(ch, cl.ID, i) })
 	res.steps = len(steps)
-	defer func() {
-		// Scratch objects are of no use once the file exists (or failed).
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		for _, s := range steps {
-			if err := c.cfg.Objects.Delete(dctx, s.dst); err != nil {
-				c.log.Warn("delete scratch object", "key", s.dst, "err", err)
-			}
-		}
-	}()
 	for _, s := range steps {
+		scratch = append(scratch, s.dst)
 		if _, err := c.cfg.Objects.Compose(ctx, s.dst, s.parts, "application/octet-stream"); err != nil {
 			return res, err
 		}
@@ -100,6 +109,60 @@ func (c *Coordinator) compose(ctx context.Context, cl store.Clip, ch store.Chann
 		return res, fmt.Errorf("composed %s has %d bytes, the plan %d", res.key, info.Size, p.size)
 	}
 	return res, nil
+}
+
+// cutTail cuts the plan's last fragment after its last sample inside the
+// range (cut.go): relay reads the fragment's moof and the mdat header (two
+// ranged GETs: the moof's size, then the rest), writes the rewritten head
+// as object headKey, and the plan copies a prefix of the payload. A head
+// relay cannot cut leaves the whole fragment in the plan (the file then
+// ends up to one fragment late, which media_end says) and is logged; a
+// store that cannot be read or written fails the build, to be retried.
+func (c *Coordinator) cutTail(ctx context.Context, p *plan, headKey string) error {
+	t := p.tail
+	keep := func(err error) error {
+		c.log.Warn("clip ends with the whole fragment holding its end", "key", t.src.rec.Key, "offset", t.offset, "err", err)
+		c.metrics.uncut.Inc()
+		return nil
+	}
+	hdr, err := c.prober.get(ctx, t.src.rec.Key, t.offset, 8)
+	if errors.Is(err, errNotJoinable) {
+		return keep(err)
+	}
+	if err != nil {
+		return fmt.Errorf("read the moof of the clip's last fragment: %w", err)
+	}
+	m, err := moofSize(hdr)
+	if err != nil {
+		return keep(err)
+	}
+	if m+8 >= t.length {
+		return keep(fmt.Errorf("%w: moof of %d bytes in a fragment of %d", errCutHead, m, t.length))
+	}
+	rest, err := c.prober.get(ctx, t.src.rec.Key, t.offset+8, m)
+	if errors.Is(err, errNotJoinable) {
+		return keep(err)
+	}
+	if err != nil {
+		return fmt.Errorf("read the moof of the clip's last fragment: %w", err)
+	}
+	fc, err := cutFragment(append(hdr, rest...), t.before)
+	if err != nil {
+		return keep(err)
+	}
+	if fc.moofSize+fc.mdatSize != t.length {
+		return keep(fmt.Errorf("%w: moof and mdat of %d bytes, the index says %d", errCutHead, fc.moofSize+fc.mdatSize, t.length))
+	}
+	if fc.kept == fc.samples {
+		return nil // its last sample starts inside the range: nothing to cut
+	}
+	if err := c.cfg.Objects.Put(ctx, headKey, fc.head, "application/octet-stream"); err != nil {
+		return fmt.Errorf("store the head of the clip's last fragment: %w", err)
+	}
+	if err := p.cutTail(fc, headKey); err != nil {
+		return keep(err) // p is unchanged
+	}
+	return nil
 }
 
 func partsBytes(ps []media.Part) int64 {

@@ -179,6 +179,12 @@ func scratchKey(ch store.Channel, id string, i int) string {
 	return fmt.Sprintf("%s_clips/%s.parts/%05d", ch.Prefix, id, i)
 }
 
+// headKey holds the rewritten head (moof, mdat header) of a clip's cut
+// last fragment while the file is built.
+func headKey(ch store.Channel, id string) string {
+	return fmt.Sprintf("%s_clips/%s.parts/head", ch.Prefix, id)
+}
+
 // Create validates a range and starts a clip of it.
 func (c *Coordinator) Create(ctx context.Context, ch store.Channel, start, end time.Time, pinned bool) (store.Clip, error) {
 	now := c.now()

@@ -8,6 +8,7 @@ type metrics struct {
 	created, finished, failed prometheus.Counter
 	coverage                  prometheus.Counter
 	copied                    prometheus.Counter
+	uncut                     prometheus.Counter
 	buildSeconds              prometheus.Histogram
 }
 
@@ -19,6 +20,8 @@ func newMetrics(reg prometheus.Registerer, c *Coordinator) (*metrics, error) {
 		coverage: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_clip_coverage_requests_total", Help: "Questions to hubs about what they still hold for a clip."}),
 		copied: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_clip_copied_bytes_total",
 			Help: "Bytes the object store copied server-side to build clips (relay moves none of them)."}),
+		uncut: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_clip_uncut_tails_total",
+			Help: "Clips that end with the whole fragment holding their end, its moof not being one relay can cut (logged)."}),
 		buildSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "relay_clip_build_seconds",
 			Help: "Time to build a clip file once its recordings are there.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
 	}
@@ -31,7 +34,7 @@ func newMetrics(reg prometheus.Registerer, c *Coordinator) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, col := range []prometheus.Collector{m.created, m.finished, m.failed, m.coverage, m.copied, m.buildSeconds, read, reads} {
+	for _, col := range []prometheus.Collector{m.created, m.finished, m.failed, m.coverage, m.copied, m.uncut, m.buildSeconds, read, reads} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

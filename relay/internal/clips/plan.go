@@ -36,6 +36,30 @@ type plan struct {
 	mediaStart time.Time
 	mediaEnd   time.Time
 	layout     layout
+	// tail is the plan's last fragment when it runs past the range's end
+	// (nil when it ends at or before it); cutting it (cut.go) makes the
+	// file end exactly at end.
+	tail *tailFragment
+}
+
+// tailFragment is a plan's last fragment, taken whole.
+type tailFragment struct {
+	src            source
+	offset, length int64  // of the fragment (moof and mdat) in src
+	endTime        uint64 // timeline end of its last sample
+	before         uint64 // its samples decoding before this are inside the range
+}
+
+// ticksBefore is the first timeline position of s at or after wall-clock
+// time t: the samples of s decoding before it are those before t.
+func (s source) ticksBefore(t time.Time) uint64 {
+	d := t.Sub(s.rec.Start)
+	if d <= 0 {
+		return s.ix.Start()
+	}
+	scale := int64(s.ix.Timescale)
+	q, r := int64(d/time.Second), int64(d%time.Second)
+	return s.ix.Start() + uint64(q*scale+(r*scale+int64(time.Second)-1)/int64(time.Second))
 }
 
 // layout locates the clip file's HLS segments (byte ranges that start with
@@ -152,6 +176,11 @@ func makePlan(start, end time.Time, srcs []source, hlsTarget time.Duration) (pla
 		prevEnd = ix.FragmentEndTime(i1 - 1)
 		p.mediaEnd = s.wall(prevEnd)
 		p.used = append(p.used, s.rec)
+		p.tail = nil
+		if before := s.ticksBefore(end); prevEnd > before {
+			last := ix.Fragments[i1-1]
+			p.tail = &tailFragment{src: s, offset: last.Offset, length: ix.FragmentEnd(i1-1) - last.Offset, endTime: prevEnd, before: before}
+		}
 		have = true
 	}
 	if !have {
@@ -159,4 +188,37 @@ func makePlan(start, end time.Time, srcs []source, hlsTarget time.Duration) (pla
 	}
 	closeSeg(prevEnd)
 	return p, nil
+}
+
+// cutTail makes the plan end with the cut fc of its tail fragment instead
+// of the whole fragment: the pieces end with the new head (stored as
+// object headKey) and the prefix of the fragment's payload that fc keeps;
+// size, media end and the last HLS segment follow.
+func (p *plan) cutTail(fc fragmentCut, headKey string) error {
+	t := p.tail
+	if t == nil || len(p.pieces) == 0 || len(p.layout.Segments) == 0 {
+		return fmt.Errorf("the plan has no tail fragment to cut")
+	}
+	last := &p.pieces[len(p.pieces)-1]
+	switch {
+	case last.Key != t.src.rec.Key || last.Offset+last.Length != t.offset+t.length || last.Length < t.length:
+		return fmt.Errorf("the plan's last piece %s@%d+%d does not end with its tail fragment at %d+%d", last.Key, last.Offset, last.Length, t.offset, t.length)
+	case fc.kept < 1 || fc.dataLen < 1 || fc.moofSize+8+fc.dataLen > t.length || fc.end > t.endTime:
+		return fmt.Errorf("cut of %d samples (%d bytes) does not fit the fragment of %d bytes", fc.kept, fc.dataLen, t.length)
+	}
+	last.Length -= t.length
+	if last.Length == 0 {
+		p.pieces = p.pieces[:len(p.pieces)-1]
+	}
+	p.pieces = append(p.pieces,
+		media.Part{Key: headKey, Offset: 0, Length: int64(len(fc.head))},
+		media.Part{Key: t.src.rec.Key, Offset: t.offset + fc.moofSize + 8, Length: fc.dataLen})
+	grow := int64(len(fc.head)) + fc.dataLen - t.length
+	p.size += grow
+	seg := &p.layout.Segments[len(p.layout.Segments)-1]
+	seg.Length += grow
+	seg.Ticks -= t.endTime - fc.end
+	p.mediaEnd = t.src.wall(fc.end)
+	p.tail = nil
+	return nil
 }

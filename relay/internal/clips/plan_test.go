@@ -249,3 +249,94 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// TestPlanCutTail: the plan knows its last fragment when that runs past
+// the range's end, and cutting it leaves pieces, size, media end and HLS
+// layout consistent.
+func TestPlanCutTail(t *testing.T) {
+	base := uint64(t0.Unix()) * 90000
+	sec := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	a := src("a", t0, index(base, 10, 2, 1))
+	b := src("b", sec(10), index(base+10*90000, 10, 2, 1))
+	tests := []struct {
+		name       string
+		start, end float64
+		srcs       []source
+		tail       string // key@offset+length of the tail fragment, "" for none
+		before     uint64
+		pieces     string // after the cut below
+	}{
+		{"fragment ends at end", 4, 6, []source{a}, "", 0, ""},
+		{"end inside one", 3.5, 6.5, []source{a}, "a@6100+1000", base + 6*90000 + 45000, "a@0+100 a@2100+4000 head@0+90 a@6200+300"},
+		{"end in the second", 5, 13.2, []source{a, b}, "b@3100+1000", base + 13*90000 + 18000, "a@0+100 a@4100+6000 b@100+3000 head@0+90 b@3200+300"},
+		{"end in the first fragment taken", 4.2, 4.5, []source{a}, "a@4100+1000", base + 4*90000 + 45000, "a@0+100 head@0+90 a@4200+300"},
+		{"end past the recordings", 15, 30, []source{a, b}, "", 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := makePlan(sec(tt.start), sec(tt.end), tt.srcs, 4*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.tail == "" {
+				if p.tail != nil {
+					t.Fatalf("tail %+v, want none", *p.tail)
+				}
+				return
+			}
+			if p.tail == nil {
+				t.Fatalf("no tail, want %s", tt.tail)
+			}
+			tl := *p.tail
+			if got := fmt.Sprintf("%s@%d+%d", tl.src.rec.Key, tl.offset, tl.length); got != tt.tail || tl.before != tt.before {
+				t.Fatalf("tail %s before %d, want %s before %d", got, tl.before, tt.tail, tt.before)
+			}
+			// A cut keeping 5 samples (0.2 s), 300 bytes of payload, under a 90-byte head.
+			start := tl.endTime - 90000
+			fc := fragmentCut{moofSize: 100 - 8, mdatSize: 908, head: make([]byte, 90), dataLen: 300, kept: 5, samples: 25, end: start + 5*3600}
+			size, mediaStart := p.size, p.mediaStart
+			if err := p.cutTail(fc, "head"); err != nil {
+				t.Fatal(err)
+			}
+			var ps []string
+			var sum int64
+			for _, pc := range p.pieces {
+				ps = append(ps, fmt.Sprintf("%s@%d+%d", pc.Key, pc.Offset, pc.Length))
+				sum += pc.Length
+			}
+			if got := strings.Join(ps, " "); got != tt.pieces {
+				t.Errorf("pieces %s, want %s", got, tt.pieces)
+			}
+			if want := size - 1000 + 390; p.size != want || sum != want {
+				t.Errorf("size %d (pieces %d), want %d", p.size, sum, want)
+			}
+			if want := tl.src.wall(fc.end); !p.mediaEnd.Equal(want) || !p.mediaStart.Equal(mediaStart) {
+				t.Errorf("media %v-%v, want %v-%v", p.mediaStart, p.mediaEnd, mediaStart, want)
+			}
+			next := p.layout.InitSize
+			var ticks uint64
+			for _, s := range p.layout.Segments {
+				if s.Offset != next {
+					t.Errorf("HLS segment at %d, want %d", s.Offset, next)
+				}
+				next += s.Length
+				ticks += s.Ticks
+			}
+			if next != p.size {
+				t.Errorf("HLS segments end at %d, the file at %d", next, p.size)
+			}
+			if got, want := time.Duration(ticks)*time.Second/90000, p.mediaEnd.Sub(p.mediaStart); got != want {
+				t.Errorf("HLS lasts %v, the media %v", got, want)
+			}
+			if p.tail != nil || p.cutTail(fc, "head") == nil {
+				t.Error("a plan was cut twice")
+			}
+		})
+	}
+	// A cut that does not fit its fragment leaves the plan as it was.
+	p, _ := makePlan(sec(3.5), sec(6.5), []source{a}, 4*time.Second)
+	before := fmt.Sprint(p.pieces, p.size, p.layout)
+	if err := p.cutTail(fragmentCut{moofSize: 92, head: make([]byte, 90), dataLen: 5000, kept: 5, end: 1}, "head"); err == nil || fmt.Sprint(p.pieces, p.size, p.layout) != before {
+		t.Errorf("an oversized cut: err %v, plan changed: %v", err, fmt.Sprint(p.pieces, p.size, p.layout) != before)
+	}
+}
