@@ -84,6 +84,8 @@ fuzz:
 	$(GO) test ./hubd/internal/zipato -run XXX -fuzz FuzzParseCommand -fuzztime $(FUZZTIME)
 	$(GO) test ./hubd/internal/onvif -run XXX -fuzz FuzzParseProbeMatches -fuzztime $(FUZZTIME)
 	$(GO) test ./hubd/internal/onvif -run XXX -fuzz FuzzDecodeEnvelope -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/fragindex -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./relay/internal/clips -run XXX -fuzz FuzzCutFragment -fuzztime $(FUZZTIME)
 
 # Records N simulated 720p25 2 Mbit/s cameras for 60 s and prints CPU per
 # stream, peak RSS and write amplification; then drains a 1 GiB upload
