@@ -170,7 +170,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		return err
 	}
 	defer lv.Close()
-	clipper, err := newClips(st, objects, links, reg, log)
+	clipper, err := newClips(cfg, st, objects, links, reg, log)
 	if err != nil {
 		return err
 	}

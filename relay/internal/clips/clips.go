@@ -43,7 +43,7 @@ type Config struct {
 	Logger  *slog.Logger
 	// MaxWait bounds how long after its range ends (or after its creation,
 	// if later) a clip waits for recordings: what has not arrived by then
-	// is a gap. Default 24 h.
+	// is a gap. Default 24 h (relay's clips.max_wait_minutes).
 	MaxWait time.Duration
 	// MinPartBytes overrides the object store's minimum part size
 	// (0: the store's own; S3 needs 5 MiB).

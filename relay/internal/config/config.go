@@ -36,6 +36,7 @@ type Config struct {
 	MaxBodyBytes       ByteSize `yaml:"max_body_bytes"`
 	Log                Log      `yaml:"log"`
 	Live               Live     `yaml:"live"`
+	Clips              Clips    `yaml:"clips"`
 }
 
 // S3 is any S3-compatible object store.
@@ -80,6 +81,7 @@ func Defaults() Config {
 		MaxBodyBytes:       1 << 20,
 		Log:                Log{Level: "info", Format: "text"},
 		Live:               defaultLive(),
+		Clips:              defaultClips(),
 	}
 }
 
@@ -175,6 +177,9 @@ func (c *Config) Validate() error {
 		return bad("max_body_bytes", "must be 4KiB to 64MiB, got %s", c.MaxBodyBytes)
 	}
 	if err := c.Live.validate(); err != nil {
+		return err
+	}
+	if err := c.Clips.validate(); err != nil {
 		return err
 	}
 	switch c.Log.Level {

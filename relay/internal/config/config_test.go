@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // contractExample holds the keys the contract names (design.md, "Config shape").
@@ -124,6 +125,10 @@ func TestParseErrors(t *testing.T) {
 		{name: "max_body_bytes unparsable", doc: "max_body_bytes: lots\n", want: []string{"not a size"}},
 		{name: "log level", doc: "log: {level: verbose}\n", key: "log.level", want: []string{"verbose"}},
 		{name: "log format", doc: "log: {format: xml}\n", key: "log.format", want: []string{"xml"}},
+		{name: "clip wait 0", doc: "clips: {max_wait_minutes: 0}\n", key: "clips.max_wait_minutes", want: []string{"got 0"}},
+		{name: "clip wait beyond 30 days", doc: "clips: {max_wait_minutes: 43201}\n", key: "clips.max_wait_minutes"},
+		{name: "clip wait in hours", doc: "clips: {max_wait_minutes: 24h}\n", want: []string{"24h"}},
+		{name: "unknown clips key", doc: "clips: {max_wait: 5}\n", want: []string{"max_wait"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,4 +212,17 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted a config that does not validate: %v", err)
 		}
 	})
+}
+
+func TestClipsMaxWait(t *testing.T) {
+	if got := Defaults().Clips.MaxWait(); got != 24*time.Hour {
+		t.Errorf("default clip wait %v, want 24h", got)
+	}
+	cfg, err := Parse([]byte("clips: {max_wait_minutes: 90}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Clips.MaxWait(); got != 90*time.Minute {
+		t.Errorf("clip wait %v, want 1h30m", got)
+	}
 }
