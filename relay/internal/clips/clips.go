@@ -432,6 +432,12 @@ func (c *Coordinator) classify(cl store.Clip, ch store.Channel, recs []store.Rec
 		gaps = append(gaps, store.Gap{Start: h.start, End: h.end, Reason: reason})
 	}
 	for _, h := range findHoles(cl.Start, cl.End, recs, holeTolerance) {
+		if h.start.Before(horizon) && h.end.After(horizon) {
+			// Only the part older than retention is gone for sure; the
+			// rest is judged like any hole.
+			gap(span{h.start, horizon}, ReasonRetention)
+			h.start = horizon
+		}
 		switch {
 		case !h.end.After(horizon):
 			gap(h, ReasonRetention)
