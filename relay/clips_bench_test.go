@@ -47,6 +47,7 @@ func benchClip(b *testing.B, size time.Duration) {
 			cpu0, _ := procstat.CPUTicks(pid)
 			read0 := rchar(b, pid)
 			ix0 := metric(b, bed.relay.Metrics(b), "relay_clip_index_read_bytes_total")
+			tail0 := metric(b, bed.relay.Metrics(b), "relay_clip_tail_read_bytes_total")
 			b.StartTimer()
 			bed.upload(lastSeg)
 			arrived := time.Now()
@@ -78,15 +79,22 @@ func benchClip(b *testing.B, size time.Duration) {
 				b.Fatalf("downloaded %d bytes of %d", got+1, c.Bytes)
 			}
 			ix1 := metric(b, bed.relay.Metrics(b), "relay_clip_index_read_bytes_total")
+			tail1 := metric(b, bed.relay.Metrics(b), "relay_clip_tail_read_bytes_total")
+			past := c.MediaEnd.Sub(c.End)
+			if past < 0 || past >= 40*time.Millisecond {
+				b.Fatalf("clip ends %v after its end: want within one frame (40 ms)", past)
+			}
 			b.ReportMetric(finished.Seconds(), "s_to_finished")
 			b.ReportMetric(downloadable.Seconds(), "s_to_download")
 			b.ReportMetric(float64(cpu1-cpu0)/procstat.ClockTicks(), "relay_cpu_s")
 			b.ReportMetric(float64(read1-read0), "relay_read_B")
 			b.ReportMetric(ix1-ix0, "index_read_B")
+			b.ReportMetric(tail1-tail0, "moof_read_B")
+			b.ReportMetric(float64(past.Milliseconds()), "ms_past_end")
 			b.ReportMetric(float64(c.Bytes)/1e6, "clip_MB")
-			b.Logf("%v clip: %d recordings, %.1f MB; finished %v and downloadable %v after the last recording arrived; relay CPU %.3f s, read %d B (%.0f B of indexes)",
+			b.Logf("%v clip: %d recordings, %.1f MB; finished %v and downloadable %v after the last recording arrived; relay CPU %.3f s, read %d B (%.0f B of indexes, of which %.0f B the last fragment's moof); ends %v after its end",
 				size, len(c.Recordings), float64(c.Bytes)/1e6, finished.Round(time.Millisecond), downloadable.Round(time.Millisecond),
-				float64(cpu1-cpu0)/procstat.ClockTicks(), read1-read0, ix1-ix0)
+				float64(cpu1-cpu0)/procstat.ClockTicks(), read1-read0, ix1-ix0, tail1-tail0, past)
 			return
 		}
 		bed.upload(s)

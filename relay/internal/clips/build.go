@@ -126,6 +126,7 @@ func (c *Coordinator) cutTail(ctx context.Context, p *plan, headKey string) erro
 		return nil
 	}
 	hdr, err := c.prober.get(ctx, t.src.rec.Key, t.offset, 8)
+	c.metrics.tailRead.Add(float64(len(hdr)))
 	if errors.Is(err, errNotJoinable) {
 		return keep(err)
 	}
@@ -146,6 +147,7 @@ func (c *Coordinator) cutTail(ctx context.Context, p *plan, headKey string) erro
 	if err != nil {
 		return fmt.Errorf("read the moof of the clip's last fragment: %w", err)
 	}
+	c.metrics.tailRead.Add(float64(len(rest)))
 	fc, err := cutFragment(append(hdr, rest...), t.before)
 	if err != nil {
 		return keep(err)
@@ -162,6 +164,8 @@ func (c *Coordinator) cutTail(ctx context.Context, p *plan, headKey string) erro
 	if err := p.cutTail(fc, headKey); err != nil {
 		return keep(err) // p is unchanged
 	}
+	c.log.Debug("clip's last fragment cut at its end", "key", t.src.rec.Key, "samples", fc.kept, "of", fc.samples,
+		"moof_bytes", fc.moofSize, "head_bytes", len(fc.head), "payload_bytes", fc.dataLen)
 	return nil
 }
 
