@@ -82,3 +82,16 @@ func TestLineSplitter(t *testing.T) {
 		t.Fatal("a partial line was handed on")
 	}
 }
+
+func TestParseRcvbufErrors(t *testing.T) {
+	snmp := "Ip: Forwarding DefaultTTL\nIp: 1 64\n" +
+		"Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors\n" +
+		"Udp: 1028 0 7 1036 42 0 0 0 0\n" +
+		"UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors\nUdpLite: 0 0 0 0 9\n"
+	if n, err := parseRcvbufErrors(snmp); err != nil || n != 42 {
+		t.Fatalf("got %d, %v; want 42", n, err)
+	}
+	if _, err := parseRcvbufErrors("Ip: Forwarding\nIp: 1\n"); err == nil {
+		t.Fatal("no Udp lines: no error")
+	}
+}

@@ -32,7 +32,11 @@ type results struct {
 	clientCPU                float64 // the viewers process, % of one core
 	machineBusy              float64 // whole machine over the load window, % of all cores
 	loadavg                  [2]string
-	cores                    int
+	// udpDrops: UDP datagrams the kernel dropped for a full receive buffer
+	// during the joining runs (the namespace's counter: only our sockets;
+	// -1 unknown). Packets the browser never got.
+	udpDrops int64
+	cores    int
 }
 
 func measure(ctx context.Context, o options, dir string, logf func(string, ...any)) (*results, error) {
@@ -95,6 +99,7 @@ func measure(ctx context.Context, o options, dir string, logf func(string, ...an
 
 	// 4. joining the running stream at a random point of its GOP.
 	gop := time.Duration(o.gop) * time.Second / time.Duration(o.fps)
+	udp0, udpErr := udpRcvbufErrors()
 	for i := range o.runs {
 		if err := procstat.SleepCtx(ctx, time.Duration(rand.Int64N(int64(gop)))); err != nil {
 			return nil, err
@@ -105,6 +110,11 @@ func measure(ctx context.Context, o options, dir string, logf func(string, ...an
 		}
 		r.join = append(r.join, sec)
 		logf("joining run %d: first frame %.0f ms", i+1, sec*1000)
+	}
+	if udp1, err := udpRcvbufErrors(); err == nil && udpErr == nil {
+		r.udpDrops = int64(udp1 - udp0)
+	} else {
+		r.udpDrops = -1
 	}
 	m, err := s.metrics(ctx)
 	if err != nil {
@@ -370,4 +380,35 @@ func numCPU() int {
 		}
 	}
 	return n
+}
+
+// udpRcvbufErrors reads Udp RcvbufErrors from /proc/net/snmp (per network
+// namespace).
+func udpRcvbufErrors() (uint64, error) {
+	data, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0, err
+	}
+	return parseRcvbufErrors(string(data))
+}
+
+// parseRcvbufErrors finds RcvbufErrors in the Udp: header and value lines.
+func parseRcvbufErrors(data string) (uint64, error) {
+	var names []string
+	for _, line := range strings.Split(data, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "RcvbufErrors" && i < len(f) {
+				return strconv.ParseUint(f[i], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("/proc/net/snmp has no Udp RcvbufErrors")
 }

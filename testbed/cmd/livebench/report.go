@@ -58,6 +58,9 @@ func (r *results) print(w io.Writer, o options) (missed bool) {
 	fmt.Fprintf(tw, "added latency, hub got frame -> relay sent WebRTC (%.0f frames)\t%.1f ms\t%.1f ms\t(p99 %.1f ms)\tmedian <= 50 ms: %s\t\n",
 		r.latFrames, r.lat50*1000, r.lat95*1000, r.lat99*1000, verdict(ok))
 	tw.Flush()
+	if r.udpDrops >= 0 {
+		fmt.Fprintf(w, "UDP datagrams dropped for a full receive buffer during the joining runs: %d\n", r.udpDrops)
+	}
 	fmt.Fprintln(w)
 
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

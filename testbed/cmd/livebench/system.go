@@ -26,9 +26,10 @@ type system struct {
 	http    *http.Client
 }
 
-// relayLive: loopback candidates (the namespace has nothing else); a short
-// stop delay so cold starts need not wait long for the last stream to end.
-const relayLive = "live: {stop_after_seconds: 1, ice: {loopback: true}}\n"
+// relayLive: loopback candidates only (the namespace has nothing else, and
+// outside one no packet may go to another address); a short stop delay so
+// cold starts need not wait long for the last stream to end.
+const relayLive = "live: {stop_after_seconds: 1, ice: {loopback: true, interfaces: [lo]}}\n"
 
 func startSystem(ctx context.Context, o options, dir string, logf func(string, ...any)) (*system, error) {
 	s := &system{http: &http.Client{Timeout: 30 * time.Second}}
