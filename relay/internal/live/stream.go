@@ -304,7 +304,9 @@ func (st *stream) ingest(f *frame) {
 }
 
 // add registers v before it receives anything (it is connecting): the
-// stream does not stop for lack of viewers meanwhile.
+// stream does not stop for lack of viewers meanwhile. v.st is set here,
+// under st.mu, because a failing stream ends its viewers (reading v.st)
+// from another goroutine as soon as v is registered.
 func (st *stream) add(v *viewer) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -312,6 +314,7 @@ func (st *stream) add(v *viewer) bool {
 		return false
 	}
 	v.pending = true
+	v.st = st
 	st.viewers[v] = struct{}{}
 	st.peak = max(st.peak, len(st.viewers))
 	if st.idle != nil {

@@ -70,8 +70,7 @@ func (s *Service) newViewer(c token.Claims, kind, id string) (*viewer, error) {
 			s.viewerGone()
 			return nil, err
 		}
-		if st.add(v) {
-			v.st = st
+		if st.add(v) { // sets v.st under the stream's lock: the stream may end v at once
 			break
 		}
 	}
