@@ -150,6 +150,10 @@ var (
 	descLastUp    = prometheus.NewDesc("hubd_last_upload_timestamp_seconds", "When the last upload was acknowledged (liveness).", nil, nil)
 	descEvictLost = prometheus.NewDesc("hubd_ring_evicted_before_upload_total", "Segments evicted before they were uploaded.", nil, nil)
 	descLinkReqs  = prometheus.NewDesc("hubd_link_requests_in_flight", "Relay requests being handled over the control link (bounded per link).", nil, nil)
+	descLivePush  = prometheus.NewDesc("hubd_live_pushes", "Live streams being pushed to the relay.", nil, nil)
+	descLivePulls = prometheus.NewDesc("hubd_live_pulls_started_total", "Camera pulls started for live view.", nil, nil)
+	descLiveQueue = prometheus.NewDesc("hubd_live_queue_frames", "Frames waiting for a live stream socket (bounded per stream).", []string{"camera", "quality"}, nil)
+	descLiveDrop  = prometheus.NewDesc("hubd_live_frames_dropped", "Frames a running live stream dropped because relay read too slowly.", []string{"camera", "quality"}, nil)
 	descMQTTCmds  = prometheus.NewDesc("hubd_mqtt_commands_in_flight", "MQTT commands being carried out (bounded; more are refused as busy).", nil, nil)
 )
 
@@ -196,6 +200,15 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	if m.h.link != nil {
 		ch <- prometheus.MustNewConstMetric(descLinkReqs, prometheus.GaugeValue, float64(m.h.link.Inflight()))
+	}
+	if m.h.live != nil {
+		pushes, pulls := m.h.live.Status()
+		ch <- prometheus.MustNewConstMetric(descLivePush, prometheus.GaugeValue, float64(len(pushes)))
+		ch <- prometheus.MustNewConstMetric(descLivePulls, prometheus.CounterValue, float64(pulls))
+		for _, p := range pushes {
+			ch <- prometheus.MustNewConstMetric(descLiveQueue, prometheus.GaugeValue, float64(p.Queue), p.Camera, p.Quality)
+			ch <- prometheus.MustNewConstMetric(descLiveDrop, prometheus.GaugeValue, float64(p.Dropped), p.Camera, p.Quality)
+		}
 	}
 	if m.h.integ.mqtt != nil {
 		ch <- prometheus.MustNewConstMetric(descMQTTCmds, prometheus.GaugeValue, float64(m.h.integ.mqtt.CommandsInFlight()))

@@ -270,6 +270,7 @@ type Status struct {
 	Frames   uint64    `json:"frames"`
 	Bytes    uint64    `json:"bytes"`
 	Dropped  uint64    `json:"dropped"`
+	Queue    int       `json:"queue"` // frames waiting for the relay socket (at most Config.QueueFrames)
 	FromLink bool      `json:"from_link"`
 }
 

@@ -245,7 +245,7 @@ func truncate(s string, n int) string {
 
 func (p *push) status() Status {
 	return Status{Camera: p.claims.Camera, Quality: p.claims.Quality, Session: p.session, Started: p.started,
-		Frames: p.frames.Load(), Bytes: p.bytes.Load(), Dropped: p.dropped.Load(), FromLink: p.viaLink}
+		Frames: p.frames.Load(), Bytes: p.bytes.Load(), Dropped: p.dropped.Load(), Queue: len(p.q), FromLink: p.viaLink}
 }
 
 // sink turns one camera session into stream messages, on the ingest
