@@ -101,19 +101,25 @@ func TestClipOverOutageAndGap(t *testing.T) {
 	gap := g.End.Sub(g.Start)
 
 	// The file plays without one decoder message, starts at or at most one
-	// GOP (2 s) before start, and lasts the range within a GOP, a fragment
-	// and the gap.
+	// GOP (2 s) before start, ends with the frame holding end, and so lasts
+	// from that keyframe to end within one frame (25 fps) and the gap (the
+	// camera's clock against the hub's: 0.1 s).
+	const frame, drift = 40*time.Millisecond + time.Millisecond, 100 * time.Millisecond
 	path := filepath.Join(t.TempDir(), "clip.mp4")
 	fetch(t, c.URL, path)
 	pr := testbed.CheckSegment(t, path, "h264", 0, 0)
 	if lead := c.Start.Sub(c.MediaStart); lead < 0 || lead > 2*time.Second {
 		t.Errorf("file starts %v before the clip's start", lead)
 	}
-	got, want := time.Duration(pr.Duration*float64(time.Second)), end.Sub(start)
-	if d := got - want; d < -gap-time.Second || d > 3*time.Second {
-		t.Errorf("file lasts %v, the range %v, the gap %v", got, want, gap)
+	if past := c.MediaEnd.Sub(c.End); past < 0 || past > frame {
+		t.Errorf("file ends %v after the clip's end: want within one frame (%v)", past, frame)
 	}
-	if media := c.MediaEnd.Sub(c.MediaStart); math.Abs(pr.Duration-media.Seconds()) > 0.1 {
+	got, want := time.Duration(pr.Duration*float64(time.Second)), end.Sub(c.MediaStart)
+	if d := got - want; d < -gap-drift || d > frame+drift {
+		t.Errorf("file lasts %v, from the keyframe at %s to the end %v: want within a frame (%v) and the gap %v", got,
+			c.MediaStart.Format(time.StampMilli), want, frame, gap)
+	}
+	if media := c.MediaEnd.Sub(c.MediaStart); math.Abs(pr.Duration-media.Seconds()) > drift.Seconds() {
 		t.Errorf("file lasts %.3f s, its media range %v", pr.Duration, media)
 	}
 	out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", c.HLSURL, "-f", "null", "-").CombinedOutput()
