@@ -183,3 +183,11 @@ func (t *Tab) Screenshot(path string) error {
 	}
 	return os.WriteFile(path, buf, 0o644)
 }
+
+// Run runs chromedp actions in the tab (real input events, viewport
+// emulation...), bounded by timeout.
+func (t *Tab) Run(timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) error {
+	ctx, cancel := context.WithTimeout(t.ctx, timeout)
+	defer cancel()
+	return chromedp.Do(ctx, actions...)
+}

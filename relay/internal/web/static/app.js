@@ -60,6 +60,7 @@ async function login(token) {
     return false;
   }
   sessionStorage.setItem('zipnvr.token', token);
+  document.dispatchEvent(new CustomEvent('zipnvr:login', { detail: { api, cams: app.cams } })); // browse.js
   $('login').hidden = true;
   $('app').hidden = false;
   $('logout').hidden = false;
@@ -117,6 +118,7 @@ function open(cam, quality, transport) {
   if (quality && qualitiesOf(cam).includes(quality)) sel.value = quality;
   if (transport) $('transport').value = transport;
   app.cam = cam;
+  document.dispatchEvent(new CustomEvent('zipnvr:camera', { detail: cam })); // browse.js
   zipnvr.fallbackNote = '';
   watch(cam, sel.value, $('transport').value, new Set());
 }
