@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/binary"
+	"encoding/hex"
 	"io"
 	"math"
 	"net/http"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/zipnvr/zipnvr/pkg/camera"
+	"github.com/zipnvr/zipnvr/pkg/fragindex"
 	"github.com/zipnvr/zipnvr/pkg/proto"
 	"github.com/zipnvr/zipnvr/testbed"
 	"github.com/zipnvr/zipnvr/testbed/fakecam"
@@ -313,6 +317,64 @@ func testClipOfFinishedRecordings(t *testing.T, useS3 bool) {
 		}
 	}
 	b.relay.Do(t, b.p.UserTk, "GET", "/api/v1/clips/"+c.ID, nil, http.StatusNotFound, nil)
+}
+
+// TestClipEndUncuttable: a last fragment whose moof is not in the layout
+// hubd writes (here its trun is version 0: valid, and equivalent without
+// composition offsets, but not what mediacommon writes) is not cut. The
+// clip ends with the whole fragment, media_end says so, the file still
+// plays cleanly, and relay logs why.
+func TestClipEndUncuttable(t *testing.T) {
+	t0 := time.Now().Add(-10 * time.Minute).Truncate(time.Second).UTC()
+	b := newClipBed(t, t0, 3*time.Second)
+	for range 3 {
+		s := b.next()
+		trunVersion0(t, &s)
+		b.upload(s)
+	}
+	c := b.create(t0.Add(1400*time.Millisecond), t0.Add(5300*time.Millisecond))
+	c = b.wait(c.ID, 30*time.Second)
+	if c.Status != "finished" || len(c.Gaps) != 0 {
+		t.Fatalf("clip %+v, want finished without gaps", c)
+	}
+	if !c.MediaStart.Equal(t0.Add(time.Second)) || !c.MediaEnd.Equal(t0.Add(6*time.Second)) {
+		t.Errorf("media %s to %s, want the keyframe at 1 s to the end of the fragment holding 5.3 s, at 6 s", c.MediaStart, c.MediaEnd)
+	}
+	p := testbed.CheckSegment(t, download(t, c.URL), "h264", 25, 2)
+	if math.Abs(p.Duration-5) > 0.0015 || p.Packets != 125 {
+		t.Errorf("file lasts %.3f s with %d frames, want 5 s and 125 (1 s to 6 s)", p.Duration, p.Packets)
+	}
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", c.HLSURL, "-f", "null", "-").CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("ffmpeg on the HLS playlist: %v\n%s", err, out)
+	}
+	if !strings.Contains(b.relay.Logs(), "clip ends with the whole fragment holding its end") {
+		t.Errorf("relay did not log why it kept the whole fragment")
+	}
+}
+
+// trunVersion0 rewrites every fragment of s with a version 0 trun.
+func trunVersion0(t *testing.T, s *segsynth.Segment) {
+	t.Helper()
+	size := int64(len(s.Data))
+	n, err := fragindex.TrailerSize(s.Data[size-fragindex.MfroSize:], size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := fragindex.Parse(s.Data[size-n:], size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range ix.Fragments {
+		moof := s.Data[f.Offset : f.Offset+int64(binary.BigEndian.Uint32(s.Data[f.Offset:]))]
+		i := bytes.Index(moof, []byte("trun"))
+		if i < 0 || moof[i+4] != 1 {
+			t.Fatalf("fragment at %d: no version 1 trun", f.Offset)
+		}
+		moof[i+4] = 0
+	}
+	sum := md5.Sum(s.Data)
+	s.MD5 = hex.EncodeToString(sum[:])
 }
 
 // TestClipIntoTheFuture: a clip that ends 20 s from now stays in progress
