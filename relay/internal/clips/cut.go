@@ -29,7 +29,7 @@ import (
 // the mdat header, and its samples fill the mdat in order, so dropping the
 // trailing samples and shortening the boxes leaves a valid fragment.
 // Anything else is refused with an error and the caller keeps the whole
-// fragment: a clip up to one fragment long, never a broken file.
+// fragment: a clip up to one fragment longer, never a broken file.
 
 // maxCutPayload bounds the stand-in payload a cut allocates (a 1 s
 // fragment of 50 Mbit/s video is about 6 MB).

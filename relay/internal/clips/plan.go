@@ -84,8 +84,9 @@ const (
 )
 
 // makePlan chooses the fragments of srcs (sorted by start) that cover
-// [start, end): from the keyframe fragment at or before start to the first
-// fragment at or after end. Fragments of one stream join as they are (one
+// [start, end): from the keyframe fragment at or before start through the
+// fragment holding end (whole; p.tail says which, for cutTail to cut after
+// its last sample before end). Fragments of one stream join as they are (one
 // timeline, one init section); a recording that cannot join is skipped and
 // reported as a gap. hlsTarget is the least duration of an HLS segment.
 func makePlan(start, end time.Time, srcs []source, hlsTarget time.Duration) (plan, error) {
