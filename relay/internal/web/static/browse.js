@@ -575,7 +575,12 @@
     if (c.gaps && c.gaps.length) box.append(el('p', 'Gaps: ' + gapsText(c.gaps), 'clip-gaps'));
   }
 
+  // clipsTimer refreshes the list while a clip in it is in progress (one
+  // timer, however many times the list is loaded).
+  let clipsTimer = 0;
+
   async function loadClips() {
+    clearTimeout(clipsTimer);
     if (!state.channel) return;
     const mine = gen;
     let out;
@@ -605,7 +610,7 @@
       body.append(tr);
     }
     if (out.clips.some((c) => c.status === 'in_progress')) {
-      setTimeout(() => mine === gen && loadClips(), 3000);
+      clipsTimer = setTimeout(() => mine === gen && loadClips(), 3000);
     }
   }
 
