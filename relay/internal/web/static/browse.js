@@ -221,7 +221,8 @@
     const gapMs = state.gaps.reduce((n, g) => n + (g.end - g.start), 0);
     show('rec-msg', recs.length + ' recording' + (recs.length === 1 ? '' : 's') + ', ' + fmtBytes(total) +
       (state.gaps.length ? '; ' + state.gaps.length + ' gap' + (state.gaps.length === 1 ? '' : 's') + ' (' + fmtDuration(gapMs) + ' without recording)' : '; no gap') +
-      (truncated ? '; only the first ' + recs.length + ' are shown: pick a shorter range' : ''), truncated ? 'error' : 'ok');
+      (truncated ? '; only the first ' + recs.length + ' are shown: pick a shorter range' : '') +
+      (state.camera && state.camera.record === 'off' ? '; the hub does not record this camera (record: off)' : ''), truncated ? 'error' : 'ok');
   }
 
   // findGaps lists the spans of [from, min(to, now)] that no recording covers.
