@@ -143,7 +143,7 @@ func (w *Writer) Next() (Segment, error) {
 			}
 			fragStart = i
 		}
-		samples = append(samples, &fmp4.Sample{Duration: uint32(step), IsNonSyncSample: !key, Payload: avcc(w.au(i))})
+		samples = append(samples, &fmp4.Sample{Duration: uint32(step), IsNonSyncSample: !key, Payload: mustAVCC(w.au(i))})
 	}
 	if err := flush(); err != nil {
 		return Segment{}, err
@@ -162,15 +162,9 @@ func (w *Writer) Next() (Segment, error) {
 	return seg, nil
 }
 
-func avcc(au [][]byte) []byte {
-	n := 0
-	for _, nalu := range au {
-		n += 4 + len(nalu)
-	}
-	b := make([]byte, 0, n)
-	for _, nalu := range au {
-		b = append(b, byte(len(nalu)>>24), byte(len(nalu)>>16), byte(len(nalu)>>8), byte(len(nalu)))
-		b = append(b, nalu...)
-	}
+// mustAVCC is the access unit in AVCC form (H.264 and H.265 alike);
+// mediacommon's Marshal cannot fail.
+func mustAVCC(au [][]byte) []byte {
+	b, _ := h264.AVCC(au).Marshal()
 	return b
 }

@@ -195,8 +195,32 @@ func strength(c Challenge) int {
 
 func quote(s string) string { return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) }
 
+// ReplayBody is a RoundTripper that gives each round trip a fresh copy of
+// the request body (from GetBody), so that Do can send a request with a
+// body twice: once for the challenge, once with the answer (ONVIF SOAP,
+// vendor PTZ PUTs).
+type ReplayBody struct{ Next http.RoundTripper }
+
+// RoundTrip sends req on Next (http.DefaultTransport when nil).
+func (r ReplayBody) RoundTrip(req *http.Request) (*http.Response, error) {
+	next := r.Next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	if req.GetBody != nil {
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		req = req.Clone(req.Context())
+		req.Body = body
+	}
+	return next.RoundTrip(req)
+}
+
 // Do sends req; on a 401 it answers the camera's challenge once with
-// user/pass. The request must have no body (cameras are read with GET).
+// user/pass. A request with a body needs a client whose transport is a
+// ReplayBody, so the body can be sent again.
 func Do(client *http.Client, req *http.Request, user, pass string) (*http.Response, error) {
 	resp, err := client.Do(req)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || user == "" {

@@ -284,7 +284,7 @@ func (s *sink) Frame(f *media.Frame) {
 	if s.track.Codec == media.MJPEG {
 		payload = f.AU[0]
 	} else if payload == nil {
-		payload = avcc(f.AU)
+		payload, _ = h264.AVCC(f.AU).Marshal() // never fails
 	}
 	b := proto.EncodeFrame(make([]byte, 0, proto.FrameHeaderSize+len(payload)),
 		&proto.Frame{DTS: f.DTS, PTS: f.PTS, RandomAccess: f.RandomAccess, Received: f.Received, Payload: payload})
@@ -346,17 +346,4 @@ func (s *sink) trackFor(f *media.Frame) *proto.StreamMessage {
 func sameTrack(a, b proto.StreamMessage) bool {
 	return a.Codec == b.Codec && a.Width == b.Width && a.Height == b.Height &&
 		bytes.Equal(a.VPS, b.VPS) && bytes.Equal(a.SPS, b.SPS) && bytes.Equal(a.PPS, b.PPS)
-}
-
-func avcc(au [][]byte) []byte {
-	n := 0
-	for _, nalu := range au {
-		n += 4 + len(nalu)
-	}
-	b := make([]byte, 0, n)
-	for _, nalu := range au {
-		b = append(b, byte(len(nalu)>>24), byte(len(nalu)>>16), byte(len(nalu)>>8), byte(len(nalu)))
-		b = append(b, nalu...)
-	}
-	return b
 }

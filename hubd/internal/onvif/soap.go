@@ -162,7 +162,7 @@ func (c *Client) callAuth(ctx context.Context, endpoint, action, body string, au
 	// Some cameras want HTTP Digest on top of (or instead of) WS-Security:
 	// answer a 401 challenge with the same credentials, body replayed.
 	hc := *c.httpClient()
-	hc.Transport = replayBody{next: hc.Transport}
+	hc.Transport = httpauth.ReplayBody{Next: hc.Transport}
 	resp, err := httpauth.Do(&hc, req, c.Username, c.Password)
 	if errors.Is(err, httpauth.ErrUnauthorized) {
 		return fmt.Errorf("%s: %w (HTTP 401)", actionName(action), ErrUnauthorized)
@@ -275,24 +275,4 @@ func (c *Client) syncTime(ctx context.Context) {
 		c.offset = off
 		c.mu.Unlock()
 	}
-}
-
-// replayBody gives each round trip a fresh copy of the request body, so
-// that httpauth can send a request with a body twice (challenge, answer).
-type replayBody struct{ next http.RoundTripper }
-
-func (r replayBody) RoundTrip(req *http.Request) (*http.Response, error) {
-	next := r.next
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	if req.GetBody != nil {
-		body, err := req.GetBody()
-		if err != nil {
-			return nil, err
-		}
-		req = req.Clone(req.Context())
-		req.Body = body
-	}
-	return next.RoundTrip(req)
 }

@@ -102,7 +102,7 @@ func (a *httpAPI) do(ctx context.Context, op, method, path, query string, body [
 		req.Header.Set("Content-Type", contentType)
 	}
 	hc := *a.client
-	hc.Transport = replayBody{next: hc.Transport}
+	hc.Transport = httpauth.ReplayBody{Next: hc.Transport}
 	resp, err := httpauth.Do(&hc, req, a.user, a.pass)
 	if err != nil {
 		if errors.Is(err, httpauth.ErrUnauthorized) {
@@ -148,26 +148,6 @@ func clip(s string) string {
 		return s[:60] + "..."
 	}
 	return s
-}
-
-// replayBody gives each round trip a fresh copy of the body, so that a
-// request with a body can answer a Digest challenge.
-type replayBody struct{ next http.RoundTripper }
-
-func (r replayBody) RoundTrip(req *http.Request) (*http.Response, error) {
-	next := r.next
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	if req.GetBody != nil {
-		body, err := req.GetBody()
-		if err != nil {
-			return nil, err
-		}
-		req = req.Clone(req.Context())
-		req.Body = body
-	}
-	return next.RoundTrip(req)
 }
 
 // Hikvision ISAPI: PUT /ISAPI/PTZCtrl/channels/<ch>/continuous with a
