@@ -1,6 +1,10 @@
 package procstat
 
-import "testing"
+import (
+	"fmt"
+	"os"
+	"testing"
+)
 
 func TestParseStatTicks(t *testing.T) {
 	// A command name with spaces and parentheses must not shift the fields.
@@ -29,5 +33,33 @@ func TestParseStatus(t *testing.T) {
 	}
 	if _, err := ParseStatus("Name:\thubd\n"); err == nil {
 		t.Fatal("status without memory lines accepted")
+	}
+}
+
+func TestWorkdir(t *testing.T) {
+	var logged []string
+	logf := func(format string, a ...any) { logged = append(logged, fmt.Sprintf(format, a...)) }
+	for _, tc := range []struct {
+		name          string
+		keep, broken  bool
+		wantRemaining bool
+	}{
+		{"clean run", false, false, false},
+		{"kept", true, false, true},
+		{"broken", false, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, err := NewWorkdir("bench", tc.keep, logf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer os.RemoveAll(w.Dir)
+			w.Broken = tc.broken
+			w.Done()
+			_, err = os.Stat(w.Dir)
+			if remains := err == nil; remains != tc.wantRemaining {
+				t.Fatalf("dir remains %v, want %v (log %q)", remains, tc.wantRemaining, logged)
+			}
+		})
 	}
 }

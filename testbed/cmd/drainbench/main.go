@@ -206,30 +206,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "drainbench: %v\n", err)
 		return 2
 	}
-	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "drainbench: "+format+"\n", a...) }
-
-	dir, err := os.MkdirTemp("", "drainbench-")
+	logf := procstat.Logf(stderr, "drainbench")
+	wd, err := procstat.NewWorkdir("drainbench", o.keep, logf)
 	if err != nil {
-		logf("temp dir: %v", err)
+		logf("%v", err)
 		return 1
 	}
-	broken := false
-	defer func() {
-		if o.keep || broken {
-			logf("kept %s", dir)
-			return
-		}
-		if err := os.RemoveAll(dir); err != nil {
-			logf("remove temp dir: %v", err)
-		}
-	}()
+	defer wd.Done()
+	dir := wd.Dir
 	fail := func(format string, a ...any) int {
 		if ctx.Err() != nil {
 			logf("interrupted")
 			return 1 // an interrupted run's leftovers explain nothing: the temp dir goes
 		}
 		logf(format, a...)
-		broken = true
+		wd.Broken = true
 		return 1
 	}
 
@@ -293,7 +284,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	for _, r := range runs {
 		if len(r.Problems) > 0 {
-			broken = true
+			wd.Broken = true
 		}
 	}
 	h := header{Bytes: bl.bytes, Segments: bl.segments, SegmentBytes: o.segBytes, SegmentSecs: bl.segDur.Seconds(),
@@ -303,7 +294,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	switch {
-	case broken:
+	case wd.Broken:
 		return 1
 	case o.strict && !allPass(summarize(runs)):
 		return 1

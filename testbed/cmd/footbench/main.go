@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/zipnvr/zipnvr/testbed/procstat"
 )
 
 const usageHead = `Usage: footbench [flags]
@@ -160,23 +162,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "footbench: %v\n", err)
 		return 2
 	}
-	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "footbench: "+format+"\n", a...) }
-
-	dir, err := os.MkdirTemp("", "footbench-")
+	logf := procstat.Logf(stderr, "footbench")
+	wd, err := procstat.NewWorkdir("footbench", o.keep, logf)
 	if err != nil {
-		logf("temp dir: %v", err)
+		logf("%v", err)
 		return 1
 	}
-	broken := false
-	defer func() {
-		if o.keep || broken {
-			logf("kept %s", dir)
-			return
-		}
-		if err := os.RemoveAll(dir); err != nil {
-			logf("remove temp dir: %v", err)
-		}
-	}()
+	defer wd.Done()
+	dir := wd.Dir
 
 	rep, err := bench(ctx, o, dir, logf)
 	if ctx.Err() != nil {
@@ -185,7 +178,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		logf("%v", err)
-		broken = true
+		wd.Broken = true
 		return 1
 	}
 	if err := report(stdout, rep, o.json); err != nil {
@@ -194,7 +187,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case len(rep.Problems) > 0:
-		broken = true
+		wd.Broken = true
 		return 1
 	case o.strict && !rep.allPass():
 		return 1

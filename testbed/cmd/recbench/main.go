@@ -150,28 +150,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "recbench: %v\n", err)
 		return 2
 	}
-	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "recbench: "+format+"\n", a...) }
-
-	dir, err := os.MkdirTemp("", "recbench-")
+	logf := procstat.Logf(stderr, "recbench")
+	wd, err := procstat.NewWorkdir("recbench", o.keep, logf)
 	if err != nil {
-		logf("temp dir: %v", err)
+		logf("%v", err)
 		return 1
 	}
-	broken := false
-	defer func() {
-		if o.keep || broken {
-			logf("kept %s", dir)
-			return
-		}
-		if err := os.RemoveAll(dir); err != nil {
-			logf("remove temp dir: %v", err)
-		}
-	}()
+	defer wd.Done()
+	dir := wd.Dir
 
 	bins, err := resolveBinaries(ctx, o, dir, logf)
 	if err != nil {
 		logf("%v", err)
-		broken = true
+		wd.Broken = true
 		return 1
 	}
 	ffmpeg := ""
@@ -190,11 +181,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		if err != nil {
 			logf("run with %d streams: %v", n, err)
-			broken = true
+			wd.Broken = true
 			continue
 		}
 		if len(res.Problems) > 0 {
-			broken = true
+			wd.Broken = true
 		}
 		results = append(results, res)
 		if ffmpeg == "" {
@@ -207,11 +198,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		if err != nil {
 			logf("reference with %d streams: %v", n, err)
-			broken = true
+			wd.Broken = true
 			continue
 		}
 		if len(ref.Problems) > 0 {
-			broken = true
+			wd.Broken = true
 		}
 		res.setReference(ref)
 	}
@@ -223,7 +214,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	switch {
-	case broken:
+	case wd.Broken:
 		return 1
 	case o.strict && !allPass(results):
 		return 1
