@@ -464,8 +464,6 @@ func (r *Ring) evict(victims []*entry) error {
 	return nil
 }
 
-func incr(tx *bolt.Tx, k []byte) error { return add(tx, k, 1) }
-
 // add changes a persisted counter by d.
 func add(tx *bolt.Tx, k []byte, d int64) error {
 	b, err := tx.CreateBucketIfNotExists(bucketMeta)
