@@ -69,7 +69,9 @@ cameras:
     streams: {high: "rtsp://\${ip}:\${port}/cam2"}
 YAML
 cat <<MSG
-relay on http://127.0.0.1:$RELAY_PORT, 2 simulated cameras, hubd recording and uploading. In another shell:
+relay on http://127.0.0.1:$RELAY_PORT, 2 simulated cameras, hubd recording and uploading.
+Open http://127.0.0.1:$RELAY_PORT/ and log in with the token in .run/user_token to watch live,
+browse recordings, cut clips and take snapshots. In another shell:
   .bin/hubd recordings -config .run/hubd.yaml        # the local ring
   .bin/hubd status -config .run/hubd.yaml            # cameras, ring, uploads
   curl -H "Authorization: Bearer \$(cat .run/user_token)" http://127.0.0.1:$RELAY_PORT/api/v1/channels
