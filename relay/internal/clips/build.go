@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -81,6 +82,14 @@ func (c *Coordinator) compose(ctx context.Context, cl store.Clip, ch store.Chann
 		if err := c.cutTail(ctx, &p, head); err != nil {
 			return res, err
 		}
+	}
+	init := initKey(ch, cl.ID)
+	err = c.editInit(ctx, &p, init)
+	if p.pieces[0].Key == init {
+		scratch = append(scratch, init)
+	}
+	if err != nil {
+		return res, err
 	}
 	res.plan = p
 
@@ -166,6 +175,84 @@ func (c *Coordinator) cutTail(ctx context.Context, p *plan, headKey string) erro
 	}
 	c.log.Debug("clip's last fragment cut at its end", "key", t.src.rec.Key, "samples", fc.kept, "of", fc.samples,
 		"moof_bytes", fc.moofSize, "head_bytes", len(fc.head), "payload_bytes", fc.dataLen)
+	return nil
+}
+
+// editInit makes the file start with a copy of its init section that
+// presents it from 0 and says how long it lasts (initedit.go): relay reads
+// the first recording's init section and the first fragment's moof (for
+// the first sample's composition offset), writes the copy as object key,
+// and the plan takes it instead of the original. An init section or moof
+// relay cannot read as hubd writes them leaves the original in the plan
+// (the file then runs on the camera's clock: valid, but a player shows
+// the position as the time since 1970) and is logged and counted; a store
+// that cannot be read or written fails the build, to be retried.
+func (c *Coordinator) editInit(ctx context.Context, p *plan, key string) error {
+	h := p.head
+	keep := func(err error) error {
+		c.log.Warn("clip keeps its recordings' init section: it starts at the camera's clock", "key", h.src.rec.Key, "err", err)
+		c.metrics.initKept.Inc()
+		return nil
+	}
+	read := func(off, n int64) ([]byte, error) {
+		b, err := c.prober.get(ctx, h.src.rec.Key, off, n)
+		if err != nil && !errors.Is(err, errNotJoinable) {
+			err = fmt.Errorf("read the head of the clip's first recording: %w", err)
+		}
+		return b, err
+	}
+	size := p.layout.InitSize
+	if size <= 0 || size > maxInitBytes {
+		return keep(fmt.Errorf("%w: %d bytes", errInitEdit, size))
+	}
+	init, err := read(0, size)
+	if errors.Is(err, errNotJoinable) {
+		return keep(err)
+	} else if err != nil {
+		return err
+	}
+	hdr, err := read(h.offset, 8)
+	if errors.Is(err, errNotJoinable) {
+		return keep(err)
+	} else if err != nil {
+		return err
+	}
+	m, err := moofSize(hdr)
+	if err != nil {
+		return keep(err)
+	}
+	moof, err := read(h.offset+8, m-8)
+	if errors.Is(err, errNotJoinable) {
+		return keep(err)
+	} else if err != nil {
+		return err
+	}
+	mi, err := parseMoof(moof)
+	if err != nil {
+		return keep(fmt.Errorf("%w: first moof: %v", errInitEdit, err))
+	}
+	if mi.frag.Time != p.tlStart {
+		return keep(fmt.Errorf("%w: first moof decodes at %d, the index says %d", errInitEdit, mi.frag.Time, p.tlStart))
+	}
+	pts := int64(p.tlStart) + mi.firstCTO
+	if pts < 0 || p.tlEnd <= p.tlStart {
+		return keep(fmt.Errorf("%w: first presentation time %d, media %d to %d", errInitEdit, pts, p.tlStart, p.tlEnd))
+	}
+	out, err := rewriteInit(init, initEdit{timescale: p.layout.Timescale, mediaTime: uint64(pts), duration: p.tlEnd - p.tlStart})
+	if err != nil {
+		return keep(err)
+	}
+	edited := *p
+	edited.pieces = slices.Clone(p.pieces)
+	edited.layout.Segments = slices.Clone(p.layout.Segments)
+	if err := edited.replaceInit(key, int64(len(out))); err != nil {
+		return keep(err)
+	}
+	*p = edited // the plan now names the object: it is deleted after the build even if storing it fails
+	if err := c.cfg.Objects.Put(ctx, key, out, "application/octet-stream"); err != nil {
+		return fmt.Errorf("store the clip's init section: %w", err)
+	}
+	c.log.Debug("clip's init section rewritten", "clip_key", key, "bytes", len(out), "media_time", pts, "duration_ticks", p.tlEnd-p.tlStart)
 	return nil
 }
 

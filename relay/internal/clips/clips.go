@@ -179,6 +179,12 @@ func scratchKey(ch store.Channel, id string, i int) string {
 	return fmt.Sprintf("%s_clips/%s.parts/%05d", ch.Prefix, id, i)
 }
 
+// initKey holds a clip's rewritten init section (initedit.go) during its
+// build.
+func initKey(ch store.Channel, id string) string {
+	return fmt.Sprintf("%s_clips/%s.parts/init", ch.Prefix, id)
+}
+
 // headKey holds the rewritten head (moof, mdat header) of a clip's cut
 // last fragment while the file is built.
 func headKey(ch store.Channel, id string) string {

@@ -9,6 +9,7 @@ type metrics struct {
 	coverage                  prometheus.Counter
 	copied                    prometheus.Counter
 	uncut                     prometheus.Counter
+	initKept                  prometheus.Counter
 	tailRead                  prometheus.Counter
 	buildSeconds              prometheus.Histogram
 }
@@ -23,6 +24,8 @@ func newMetrics(reg prometheus.Registerer, c *Coordinator) (*metrics, error) {
 			Help: "Bytes the object store copied server-side to build clips (relay moves none of them)."}),
 		uncut: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_clip_uncut_tails_total",
 			Help: "Clips that end with the whole fragment holding their end, its moof not being one relay can cut (logged)."}),
+		initKept: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_clip_init_kept_total",
+			Help: "Clips that keep their first recording's init section (on the camera's clock, no edit list or duration), it not being one relay can rewrite (logged)."}),
 		tailRead: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_clip_tail_read_bytes_total",
 			Help: "Of relay_clip_index_read_bytes_total: bytes of the last fragments' moof boxes read to cut clips at their end."}),
 		buildSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "relay_clip_build_seconds",
@@ -37,7 +40,7 @@ func newMetrics(reg prometheus.Registerer, c *Coordinator) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, col := range []prometheus.Collector{m.created, m.finished, m.failed, m.coverage, m.copied, m.uncut, m.tailRead, m.buildSeconds, read, reads} {
+	for _, col := range []prometheus.Collector{m.created, m.finished, m.failed, m.coverage, m.copied, m.uncut, m.initKept, m.tailRead, m.buildSeconds, read, reads} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

@@ -40,6 +40,18 @@ type plan struct {
 	// (nil when it ends at or before it); cutting it (cut.go) makes the
 	// file end exactly at end.
 	tail *tailFragment
+	// head is the file's first fragment, and tlStart and tlEnd the
+	// timeline positions (decode times) of the file's first sample and of
+	// the end of its last: what the rewritten init section says
+	// (initedit.go).
+	head           headFragment
+	tlStart, tlEnd uint64
+}
+
+// headFragment is the file's first fragment, in its recording.
+type headFragment struct {
+	src    source
+	offset int64
 }
 
 // tailFragment is a plan's last fragment, taken whole.
@@ -154,6 +166,7 @@ func makePlan(start, end time.Time, srcs []source, hlsTarget time.Duration) (pla
 			p.layout.InitSize, p.layout.Timescale = ix.InitSize, ix.Timescale
 			initHash = ix.InitHash
 			p.mediaStart = s.wall(first.Time)
+			p.head, p.tlStart = headFragment{src: s, offset: first.Offset}, first.Time
 		}
 		disc := have && first.Time != prevEnd
 		if disc {
@@ -175,7 +188,7 @@ func makePlan(start, end time.Time, srcs []source, hlsTarget time.Duration) (pla
 		p.pieces = append(p.pieces, media.Part{Key: s.rec.Key, Offset: first.Offset, Length: length})
 		p.size += length
 		prevEnd = ix.FragmentEndTime(i1 - 1)
-		p.mediaEnd = s.wall(prevEnd)
+		p.mediaEnd, p.tlEnd = s.wall(prevEnd), prevEnd
 		p.used = append(p.used, s.rec)
 		p.tail = nil
 		if before := s.ticksBefore(end); prevEnd > before {
@@ -219,7 +232,24 @@ func (p *plan) cutTail(fc fragmentCut, headKey string) error {
 	seg := &p.layout.Segments[len(p.layout.Segments)-1]
 	seg.Length += grow
 	seg.Ticks -= t.endTime - fc.end
-	p.mediaEnd = t.src.wall(fc.end)
+	p.mediaEnd, p.tlEnd = t.src.wall(fc.end), fc.end
 	p.tail = nil
+	return nil
+}
+
+// replaceInit makes the file start with the init section stored as
+// object key (size bytes) instead of the first recording's: size,
+// offsets of the HLS segments and the layout's init size follow.
+func (p *plan) replaceInit(key string, size int64) error {
+	if len(p.pieces) == 0 || p.pieces[0].Offset != 0 || p.pieces[0].Length != p.layout.InitSize || size <= 0 {
+		return fmt.Errorf("the plan does not start with an init section")
+	}
+	grow := size - p.pieces[0].Length
+	p.pieces[0] = media.Part{Key: key, Offset: 0, Length: size}
+	p.size += grow
+	p.layout.InitSize = size
+	for i := range p.layout.Segments {
+		p.layout.Segments[i].Offset += grow
+	}
 	return nil
 }

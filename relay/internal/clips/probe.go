@@ -153,7 +153,8 @@ func (p *prober) walk(ctx context.Context, rec store.Recording) (fragindex.Index
 		if err != nil {
 			return ix, err
 		}
-		f, dur, err := parseMoof(b[8:moof.size])
+		mi, err := parseMoof(b[8:moof.size])
+		f, dur := mi.frag, mi.dur
 		if err != nil {
 			return ix, fmt.Errorf("%w: moof at %d: %v", errNotJoinable, off, err)
 		}
@@ -195,26 +196,40 @@ func boxAt(b []byte, off int64) (boxHeader, bool) {
 	return boxHeader{typ: string(b[off+4 : off+8]), size: int64(binary.BigEndian.Uint32(b[off:]))}, true
 }
 
-// parseMoof reads the decode time, the first sample's sync flag and the
-// total duration of a one-track moof (its body, after the header).
-func parseMoof(body []byte) (fragindex.Fragment, uint64, error) {
+// moofInfo is what relay reads of a moof.
+type moofInfo struct {
+	frag     fragindex.Fragment // decode time, first sample's sync flag
+	dur      uint64             // of its samples
+	firstCTO int64              // the first sample's composition offset (pts - dts)
+}
+
+// parseMoof reads the decode time, the first sample's sync flag and
+// composition offset, and the total duration of a one-track moof (its
+// body, after the header).
+func parseMoof(body []byte) (mi moofInfo, err error) {
+	f, dur, cto, err := parseMoofFields(body)
+	return moofInfo{frag: f, dur: dur, firstCTO: cto}, err
+}
+
+func parseMoofFields(body []byte) (fragindex.Fragment, uint64, int64, error) {
 	var f fragindex.Fragment
+	var firstCTO int64
 	var traf []byte
 	for b := body; len(b) >= 8; {
 		h, _ := boxAt(b, 0)
 		if h.size < 8 || h.size > int64(len(b)) {
-			return f, 0, errors.New("bad box size")
+			return f, 0, 0, errors.New("bad box size")
 		}
 		if h.typ == "traf" {
 			if traf != nil {
-				return f, 0, errors.New("more than one track")
+				return f, 0, 0, errors.New("more than one track")
 			}
 			traf = b[8:h.size]
 		}
 		b = b[h.size:]
 	}
 	if traf == nil {
-		return f, 0, errors.New("no traf")
+		return f, 0, 0, errors.New("no traf")
 	}
 	var (
 		defDur, defFlags uint32
@@ -227,7 +242,7 @@ func parseMoof(body []byte) (fragindex.Fragment, uint64, error) {
 	for b := traf; len(b) >= 8; {
 		h, _ := boxAt(b, 0)
 		if h.size < 12 || h.size > int64(len(b)) {
-			return f, 0, errors.New("bad box size in traf")
+			return f, 0, 0, errors.New("bad box size in traf")
 		}
 		body := b[8:h.size]
 		version, flags := body[0], be.Uint32(body)&0xffffff
@@ -235,7 +250,7 @@ func parseMoof(body []byte) (fragindex.Fragment, uint64, error) {
 		switch h.typ {
 		case "tfhd":
 			if len(body) < 4 {
-				return f, 0, errors.New("short tfhd")
+				return f, 0, 0, errors.New("short tfhd")
 			}
 			p := body[4:]
 			skip := func(n int) bool {
@@ -246,21 +261,21 @@ func parseMoof(body []byte) (fragindex.Fragment, uint64, error) {
 				return true
 			}
 			if flags&0x1 != 0 && !skip(8) || flags&0x2 != 0 && !skip(4) {
-				return f, 0, errors.New("short tfhd")
+				return f, 0, 0, errors.New("short tfhd")
 			}
 			if flags&0x8 != 0 {
 				if len(p) < 4 {
-					return f, 0, errors.New("short tfhd")
+					return f, 0, 0, errors.New("short tfhd")
 				}
 				defDur = be.Uint32(p)
 				p = p[4:]
 			}
 			if flags&0x10 != 0 && !skip(4) {
-				return f, 0, errors.New("short tfhd")
+				return f, 0, 0, errors.New("short tfhd")
 			}
 			if flags&0x20 != 0 {
 				if len(p) < 4 {
-					return f, 0, errors.New("short tfhd")
+					return f, 0, 0, errors.New("short tfhd")
 				}
 				defFlags = be.Uint32(p)
 			}
@@ -271,16 +286,16 @@ func parseMoof(body []byte) (fragindex.Fragment, uint64, error) {
 			case version == 0 && len(body) >= 4:
 				f.Time = uint64(be.Uint32(body))
 			default:
-				return f, 0, errors.New("short tfdt")
+				return f, 0, 0, errors.New("short tfdt")
 			}
 			haveTfdt = true
 		case "trun":
 			if trun {
-				return f, 0, errors.New("more than one trun")
+				return f, 0, 0, errors.New("more than one trun")
 			}
 			trun = true
 			if len(body) < 4 {
-				return f, 0, errors.New("short trun")
+				return f, 0, 0, errors.New("short trun")
 			}
 			count := int(be.Uint32(body))
 			p := body[4:]
@@ -289,7 +304,7 @@ func parseMoof(body []byte) (fragindex.Fragment, uint64, error) {
 			}
 			if flags&0x4 != 0 {
 				if len(p) < 4 {
-					return f, 0, errors.New("short trun")
+					return f, 0, 0, errors.New("short trun")
 				}
 				firstFlags, haveFirst = be.Uint32(p), true
 				p = p[4:]
@@ -301,7 +316,7 @@ func parseMoof(body []byte) (fragindex.Fragment, uint64, error) {
 				}
 			}
 			if count < 1 || len(p) < count*entry {
-				return f, 0, fmt.Errorf("trun of %d samples in %d bytes", count, len(p))
+				return f, 0, 0, fmt.Errorf("trun of %d samples in %d bytes", count, len(p))
 			}
 			for i := range count {
 				e := p[i*entry:]
@@ -316,17 +331,27 @@ func parseMoof(body []byte) (fragindex.Fragment, uint64, error) {
 				if i == 0 && !haveFirst && flags&0x400 != 0 {
 					firstFlags, haveFirst = be.Uint32(e), true
 				}
+				if flags&0x400 != 0 {
+					e = e[4:]
+				}
+				if i == 0 && flags&0x800 != 0 {
+					if version == 0 {
+						firstCTO = int64(be.Uint32(e))
+					} else {
+						firstCTO = int64(int32(be.Uint32(e)))
+					}
+				}
 				dur += uint64(d)
 			}
 		}
 		b = b[h.size:]
 	}
 	if !haveTfdt || !trun || dur == 0 {
-		return f, 0, errors.New("no tfdt, trun or sample durations")
+		return f, 0, 0, errors.New("no tfdt, trun or sample durations")
 	}
 	if !haveFirst {
 		firstFlags = defFlags
 	}
 	f.Sync = firstFlags&0x10000 == 0 // sample_is_non_sync_sample
-	return f, dur, nil
+	return f, dur, firstCTO, nil
 }
