@@ -73,6 +73,13 @@ func rewriteInit(init []byte, e initEdit) (out []byte, err error) {
 	case e.mediaTime > math.MaxInt64:
 		return bad("media time %d", e.mediaTime)
 	}
+	// An ftyp and a moov, and nothing else: the box library does not
+	// check that a box at the top ends where the input does.
+	ftyp, _ := boxAt(init, 0)
+	moov, _ := boxAt(init, ftyp.size)
+	if ftyp.typ != "ftyp" || ftyp.size < 8 || moov.typ != "moov" || moov.size < 8 || ftyp.size+moov.size != int64(len(init)) {
+		return bad("want an ftyp and a moov box filling %d bytes", len(init))
+	}
 	if err := checkInit(init, e.timescale); err != nil {
 		return bad("%v", err)
 	}
