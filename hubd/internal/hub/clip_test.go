@@ -122,6 +122,9 @@ func TestClipOverOutageAndGap(t *testing.T) {
 	if media := c.MediaEnd.Sub(c.MediaStart); math.Abs(pr.Duration-media.Seconds()) > drift.Seconds() {
 		t.Errorf("file lasts %.3f s, its media range %v", pr.Duration, media)
 	}
+	// The file presents from 0 and its moov says how long it lasts, though
+	// its fragments carry hubd's timeline (counting from the epoch).
+	testbed.CheckClipTiming(t, path, pr, c.MediaEnd.Sub(c.MediaStart), frame+drift)
 	out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", c.HLSURL, "-f", "null", "-").CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Errorf("ffmpeg on the HLS playlist: %v %s", err, out)
