@@ -87,6 +87,7 @@ fuzz:
 	$(GO) test ./pkg/fragindex -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./relay/internal/clips -run XXX -fuzz FuzzCutFragment -fuzztime $(FUZZTIME)
 	$(GO) test ./relay/internal/clips -run XXX -fuzz FuzzRewriteInit -fuzztime $(FUZZTIME)
+	$(GO) test ./relay/internal/clips -run XXX -fuzz FuzzParseFragTable -fuzztime $(FUZZTIME)
 
 # Records N simulated 720p25 2 Mbit/s cameras for 60 s and prints CPU per
 # stream, peak RSS and write amplification; then drains a 1 GiB upload

@@ -18,8 +18,9 @@ import (
 // as hubd records by default) from the arrival of its last recording:
 // until the clip is finished and until its MP4 answers a GET, with the
 // relay's CPU time and the bytes the relay process read meanwhile (all
-// reads: sockets included; the media stays in S3, so this is indexes and
-// API traffic). Run with -benchtime 1x (make bench-clips): each iteration
+// reads: sockets included; the media stays in S3, so this is indexes,
+// every fragment's moof for the progressive file's sample tables, and API
+// traffic), and the ranged GETs relay made. Run with -benchtime 1x (make bench-clips): each iteration
 // uploads the recordings of its range to versitygw first.
 func BenchmarkClip(b *testing.B) {
 	for _, size := range []time.Duration{10 * time.Minute, 2 * time.Hour} {
@@ -47,6 +48,8 @@ func benchClip(b *testing.B, size time.Duration) {
 			// reads /proc on every scrape, which rchar would count.
 			m0 := bed.relay.Metrics(b)
 			ix0, tail0 := metric(b, m0, "relay_clip_index_read_bytes_total"), metric(b, m0, "relay_clip_tail_read_bytes_total")
+			moof0, reads0 := metric(b, m0, "relay_clip_moof_read_bytes_total"), metric(b, m0, "relay_clip_index_reads_total")
+			frag0 := metric(b, m0, "relay_clip_fragmented_total")
 			pid := bed.relay.PID()
 			cpu0, _ := procstat.CPUTicks(pid)
 			read0 := rchar(b, pid)
@@ -82,6 +85,10 @@ func benchClip(b *testing.B, size time.Duration) {
 			}
 			m1 := bed.relay.Metrics(b)
 			ix1, tail1 := metric(b, m1, "relay_clip_index_read_bytes_total"), metric(b, m1, "relay_clip_tail_read_bytes_total")
+			moof1, reads1 := metric(b, m1, "relay_clip_moof_read_bytes_total"), metric(b, m1, "relay_clip_index_reads_total")
+			if metric(b, m1, "relay_clip_fragmented_total") != frag0 {
+				b.Fatalf("the clip was written as a fragmented MP4, not a progressive one")
+			}
 			past := c.MediaEnd.Sub(c.End)
 			if past < 0 || past >= 40*time.Millisecond {
 				b.Fatalf("clip ends %v after its end: want within one frame (40 ms)", past)
@@ -91,12 +98,14 @@ func benchClip(b *testing.B, size time.Duration) {
 			b.ReportMetric(float64(cpu1-cpu0)/procstat.ClockTicks(), "relay_cpu_s")
 			b.ReportMetric(float64(read1-read0), "relay_read_B")
 			b.ReportMetric(ix1-ix0, "index_read_B")
-			b.ReportMetric(tail1-tail0, "moof_read_B")
+			b.ReportMetric(tail1-tail0, "tail_moof_read_B")
+			b.ReportMetric(moof1-moof0, "moofs_read_B")
+			b.ReportMetric(reads1-reads0, "ranged_GETs")
 			b.ReportMetric(float64(past.Milliseconds()), "ms_past_end")
 			b.ReportMetric(float64(c.Bytes)/1e6, "clip_MB")
-			b.Logf("%v clip: %d recordings, %.1f MB; finished %v and downloadable %v after the last recording arrived; relay CPU %.3f s, read %d B (%.0f B of indexes, of which %.0f B the last fragment's moof); ends %v after its end",
+			b.Logf("%v clip: %d recordings, %.1f MB; finished %v and downloadable %v after the last recording arrived; relay CPU %.3f s, read %d B (%.0f B of indexes and moofs in %.0f ranged GETs, of which %.0f B the moofs for the sample tables, %.0f B the last fragment's moof); ends %v after its end",
 				size, len(c.Recordings), float64(c.Bytes)/1e6, finished.Round(time.Millisecond), downloadable.Round(time.Millisecond),
-				float64(cpu1-cpu0)/procstat.ClockTicks(), read1-read0, ix1-ix0, tail1-tail0, past)
+				float64(cpu1-cpu0)/procstat.ClockTicks(), read1-read0, ix1-ix0, reads1-reads0, moof1-moof0, tail1-tail0, past)
 			return
 		}
 		bed.upload(s)

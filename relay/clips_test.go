@@ -208,24 +208,20 @@ func checkClip(t *testing.T, c clipAnswer, gaps time.Duration) testbed.Probe {
 	}
 	p := testbed.CheckSegment(t, path, "h264", 25, 2)
 	// The file starts at the keyframe at or before start and ends with the
-	// frame that holds end: its last fragment is cut there. Its fragments
-	// keep the camera's timeline (segsynth's, like hubd's, counts from the
-	// epoch); the clip's own init section presents them from 0 and says
-	// how long they last.
+	// frame that holds end. It is a progressive MP4 whose sample tables
+	// start at 0 (the fragments inside it keep the camera's timeline,
+	// segsynth's like hubd's counting from the epoch), so ffprobe's format
+	// duration, what a browser shows, is the clip's.
 	if lead := c.Start.Sub(c.MediaStart); gaps == 0 && (lead < 0 || lead >= clipGOP) {
 		t.Errorf("file starts at %s, %v before the clip's start %s: want the keyframe at or before it (GOP %v)", c.MediaStart, lead, c.Start, clipGOP)
 	}
-	timing := testbed.CheckClipTiming(t, path, p, c.MediaEnd.Sub(c.MediaStart), clipFrame)
-	if _, d := testbed.FormatTiming(t, path); math.Abs(d-c.MediaEnd.Sub(c.MediaStart).Seconds()) > clipFrame.Seconds() {
-		// ffmpeg (5.1) takes a fragmented file's duration from its last
-		// tfdt, not from the moov nor the edit list: see docs/clips.md.
-		t.Logf("ffprobe's format duration %.3f s (declared: %d/%d s)", d, timing.MovieDuration, timing.MovieTimescale)
-	}
+	testbed.CheckClipTiming(t, path, p, c.MediaEnd.Sub(c.MediaStart), clipFrame)
 	if tail := c.MediaEnd.Sub(c.End); tail < 0 || tail >= clipFrame {
 		t.Errorf("file ends at %s, %v after the clip's end %s: want the end of the frame holding it (%v)", c.MediaEnd, tail, c.End, clipFrame)
 	}
-	// A gap inside the range is a jump of the file's timeline, so the
-	// file lasts from the keyframe to end, within one frame plus the gaps
+	// A gap inside the range is a frozen frame (the sample before it
+	// lasts over it), so the file lasts from the keyframe to end within
+	// one frame
 	// (ffprobe's times are in ms: 1 ms of rounding).
 	got, want := time.Duration(p.Duration*float64(time.Second)), c.End.Sub(c.MediaStart)
 	if d := got - want; d < -gaps-time.Millisecond || d > clipFrame+time.Millisecond {
@@ -331,8 +327,10 @@ func testClipOfFinishedRecordings(t *testing.T, useS3 bool) {
 // TestClipEndUncuttable: a last fragment whose moof is not in the layout
 // hubd writes (here its trun is version 0: valid, and equivalent without
 // composition offsets, but not what mediacommon writes) is not cut. The
-// clip ends with the whole fragment, media_end says so, the file still
-// plays cleanly, and relay logs why.
+// MP4 still ends with the frame holding end (its sample tables leave the
+// fragment's later samples out), presents from 0 with its duration; the
+// HLS stream, made of the fragments as they are, ends with the whole
+// fragment; both play cleanly, and relay logs why it kept it.
 func TestClipEndUncuttable(t *testing.T) {
 	t0 := time.Now().Add(-10 * time.Minute).Truncate(time.Second).UTC()
 	b := newClipBed(t, t0, 3*time.Second)
@@ -346,16 +344,21 @@ func TestClipEndUncuttable(t *testing.T) {
 	if c.Status != "finished" || len(c.Gaps) != 0 {
 		t.Fatalf("clip %+v, want finished without gaps", c)
 	}
-	if !c.MediaStart.Equal(t0.Add(time.Second)) || !c.MediaEnd.Equal(t0.Add(6*time.Second)) {
-		t.Errorf("media %s to %s, want the keyframe at 1 s to the end of the fragment holding 5.3 s, at 6 s", c.MediaStart, c.MediaEnd)
+	if !c.MediaStart.Equal(t0.Add(time.Second)) || !c.MediaEnd.Equal(t0.Add(5320*time.Millisecond)) {
+		t.Errorf("media %s to %s, want the keyframe at 1 s to the end of the frame holding 5.3 s, at 5.32 s", c.MediaStart, c.MediaEnd)
 	}
-	p := testbed.CheckSegment(t, download(t, c.URL), "h264", 25, 2)
-	if math.Abs(p.Duration-5) > 0.0015 || p.Packets != 125 {
-		t.Errorf("file lasts %.3f s with %d frames, want 5 s and 125 (1 s to 6 s)", p.Duration, p.Packets)
+	path := download(t, c.URL)
+	p := testbed.CheckSegment(t, path, "h264", 25, 2)
+	if math.Abs(p.Duration-4.32) > 0.0015 || p.Packets != 108 {
+		t.Errorf("file lasts %.3f s with %d frames, want 4.32 s and 108 (1 s to 5.32 s)", p.Duration, p.Packets)
 	}
+	testbed.CheckClipTiming(t, path, p, c.MediaEnd.Sub(c.MediaStart), clipFrame)
 	out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", c.HLSURL, "-f", "null", "-").CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("ffmpeg on the HLS playlist: %v\n%s", err, out)
+	}
+	if n, _ := hlsPackets(t, c.HLSURL); n != 125 {
+		t.Errorf("the HLS stream has %d packets, want 125 (1 s to the end of the fragment holding 5.3 s, at 6 s)", n)
 	}
 	if !strings.Contains(b.relay.Logs(), "clip ends with the whole fragment holding its end") {
 		t.Errorf("relay did not log why it kept the whole fragment")

@@ -84,7 +84,15 @@ func (c *Coordinator) compose(ctx context.Context, cl store.Clip, ch store.Chann
 		}
 	}
 	init := initKey(ch, cl.ID)
-	err = c.editInit(ctx, &p, init)
+	err = c.progressive(ctx, &p, init, cl.End)
+	if errors.Is(err, errProgressive) || errors.Is(err, errFragTable) {
+		// A valid file still: fragmented, presented from 0 by its init
+		// section, but ffmpeg and browsers read its duration from the
+		// camera's clock.
+		c.log.Warn("clip written as a fragmented MP4", "clip", cl.ID, "err", err)
+		c.metrics.fragmented.Inc()
+		err = c.editInit(ctx, &p, init)
+	}
 	if p.pieces[0].Key == init {
 		scratch = append(scratch, init)
 	}
@@ -245,7 +253,7 @@ func (c *Coordinator) editInit(ctx context.Context, p *plan, key string) error {
 	edited := *p
 	edited.pieces = slices.Clone(p.pieces)
 	edited.layout.Segments = slices.Clone(p.layout.Segments)
-	if err := edited.replaceInit(key, int64(len(out))); err != nil {
+	if err := edited.replaceInit(key, int64(len(out)), 0, int64(len(out))); err != nil {
 		return keep(err)
 	}
 	*p = edited // the plan now names the object: it is deleted after the build even if storing it fails
@@ -253,6 +261,87 @@ func (c *Coordinator) editInit(ctx context.Context, p *plan, key string) error {
 		return fmt.Errorf("store the clip's init section: %w", err)
 	}
 	c.log.Debug("clip's init section rewritten", "clip_key", key, "bytes", len(out), "media_time", pts, "duration_ticks", p.tlEnd-p.tlStart)
+	return nil
+}
+
+// progressive makes the file a progressive MP4 (progressive.go): relay
+// reads the first recording's init section and every fragment's moof,
+// writes ftyp, moov (sample tables pointing into the copied fragments),
+// the mdat header and the fragmented init section for HLS as object key,
+// and the plan takes it instead of the original init section. Recordings
+// relay cannot describe so are errProgressive or errFragTable (the caller
+// falls back to a fragmented file); a store that cannot be read or
+// written fails the build, to be retried.
+func (c *Coordinator) progressive(ctx context.Context, p *plan, key string, end time.Time) error {
+	h := p.head
+	size := p.layout.InitSize
+	if size <= 0 || size > maxInitBytes || len(p.frags) == 0 {
+		return fmt.Errorf("%w: init section of %d bytes, %d fragments", errProgressive, size, len(p.frags))
+	}
+	notJoinable := func(err error) error {
+		if errors.Is(err, errNotJoinable) {
+			return fmt.Errorf("%w: %v", errProgressive, err)
+		}
+		return err
+	}
+	init, err := c.prober.get(ctx, h.src.rec.Key, 0, size)
+	if err != nil {
+		return notJoinable(fmt.Errorf("read the init section of the clip's first recording: %w", err))
+	}
+	ti, err := readTrackInit(init, p.layout.Timescale)
+	if err != nil {
+		return err
+	}
+	before := c.tables.bytesRead()
+	reads := c.prober.requests.Load()
+	tabs, err := c.tables.read(ctx, p.frags)
+	c.metrics.moofRead.Add(float64(c.tables.bytesRead() - before))
+	if err != nil {
+		return notJoinable(err)
+	}
+	if tabs[0].baseTime != p.tlStart {
+		return fmt.Errorf("%w: first moof decodes at %d, the index says %d", errProgressive, tabs[0].baseTime, p.tlStart)
+	}
+	st, err := buildTables(p.frags, tabs, p.mediaStart, end, p.layout.Timescale)
+	if err != nil {
+		return err
+	}
+	// The init section of the HLS playlist, inside the mdat: presented
+	// from 0 like the file (initedit.go), else the original.
+	frag := init
+	pts := p.tlStart + uint64(st.ctos[0])
+	if out, err := rewriteInit(init, initEdit{timescale: p.layout.Timescale, mediaTime: pts, duration: p.tlEnd - p.tlStart}); err == nil {
+		frag = out
+	} else {
+		c.log.Warn("clip's HLS keeps its recordings' init section: it starts at the camera's clock", "key", h.src.rec.Key, "err", err)
+		c.metrics.initKept.Inc()
+	}
+	body := int64(len(frag)) + p.size - size // the mdat: init section, then the recordings' bytes
+	head, err := writeHead(ti, st, 0, body)
+	if err != nil {
+		return err
+	}
+	shift := int64(len(head)+len(frag)) - size
+	if head, err = writeHead(ti, st, shift, body); err != nil {
+		return err
+	}
+	if int64(len(head)+len(frag))-size != shift {
+		return fmt.Errorf("%w: the moov changed size with its offsets", errProgressive)
+	}
+	obj := append(head, frag...)
+	edited := *p
+	edited.pieces = slices.Clone(p.pieces)
+	edited.layout.Segments = slices.Clone(p.layout.Segments)
+	if err := edited.replaceInit(key, int64(len(obj)), int64(len(head)), int64(len(frag))); err != nil {
+		return fmt.Errorf("%w: %v", errProgressive, err)
+	}
+	edited.mediaEnd = p.mediaStart.Add(ticksDuration(int64(st.total), p.layout.Timescale))
+	*p = edited // the plan now names the object: it is deleted after the build even if storing it fails
+	if err := c.cfg.Objects.Put(ctx, key, obj, "application/octet-stream"); err != nil {
+		return fmt.Errorf("store the clip's moov: %w", err)
+	}
+	c.log.Debug("clip written as a progressive MP4", "clip_key", key, "head_bytes", len(obj), "samples", len(st.durs),
+		"chunks", len(st.chunkOff), "moof_reads", c.prober.requests.Load()-reads, "duration_ticks", st.total)
 	return nil
 }
 

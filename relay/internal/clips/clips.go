@@ -91,6 +91,7 @@ type Coordinator struct {
 	cfg     Config
 	log     *slog.Logger
 	prober  *prober
+	tables  *moofTables
 	metrics *metrics
 	wake    chan struct{}
 	builds  chan struct{}
@@ -150,6 +151,7 @@ func New(cfg Config) (*Coordinator, error) {
 		state:  map[string]*clipState{},
 		dirty:  map[string]bool{},
 	}
+	c.tables = &moofTables{pr: c.prober}
 	var err error
 	if c.metrics, err = newMetrics(cfg.Registerer, c); err != nil {
 		return nil, err

@@ -15,7 +15,7 @@ func Playlist(layoutJSON []byte, mediaURL string) (string, error) {
 	if err := json.Unmarshal(layoutJSON, &l); err != nil {
 		return "", fmt.Errorf("clip layout: %w", err)
 	}
-	if l.Timescale == 0 || l.InitSize <= 0 || len(l.Segments) == 0 {
+	if l.Timescale == 0 || l.InitSize <= 0 || l.InitOffset < 0 || len(l.Segments) == 0 {
 		return "", fmt.Errorf("clip layout: empty")
 	}
 	if strings.ContainsAny(mediaURL, "\"\r\n") {
@@ -28,7 +28,7 @@ func Playlist(layoutJSON []byte, mediaURL string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:0\n", target)
 	b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n")
-	fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"%s\",BYTERANGE=\"%d@0\"\n", mediaURL, l.InitSize)
+	fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"%s\",BYTERANGE=\"%d@%d\"\n", mediaURL, l.InitSize, l.InitOffset)
 	for _, s := range l.Segments {
 		if s.Disc {
 			b.WriteString("#EXT-X-DISCONTINUITY\n")

@@ -11,6 +11,8 @@ type metrics struct {
 	uncut                     prometheus.Counter
 	initKept                  prometheus.Counter
 	tailRead                  prometheus.Counter
+	moofRead                  prometheus.Counter
+	fragmented                prometheus.Counter
 	buildSeconds              prometheus.Histogram
 }
 
@@ -28,6 +30,10 @@ func newMetrics(reg prometheus.Registerer, c *Coordinator) (*metrics, error) {
 			Help: "Clips that keep their first recording's init section (on the camera's clock, no edit list or duration), it not being one relay can rewrite (logged)."}),
 		tailRead: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_clip_tail_read_bytes_total",
 			Help: "Of relay_clip_index_read_bytes_total: bytes of the last fragments' moof boxes read to cut clips at their end."}),
+		moofRead: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_clip_moof_read_bytes_total",
+			Help: "Of relay_clip_index_read_bytes_total: bytes of fragments' moof boxes read for clips' sample tables."}),
+		fragmented: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_clip_fragmented_total",
+			Help: "Clips written as fragmented MP4 (their duration on the camera's clock for ffmpeg and browsers), their recordings not being ones relay can describe in sample tables (logged)."}),
 		buildSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "relay_clip_build_seconds",
 			Help: "Time to build a clip file once its recordings are there.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
 	}
@@ -40,7 +46,7 @@ func newMetrics(reg prometheus.Registerer, c *Coordinator) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, col := range []prometheus.Collector{m.created, m.finished, m.failed, m.coverage, m.copied, m.uncut, m.initKept, m.tailRead, m.buildSeconds, read, reads} {
+	for _, col := range []prometheus.Collector{m.created, m.finished, m.failed, m.coverage, m.copied, m.uncut, m.initKept, m.tailRead, m.moofRead, m.fragmented, m.buildSeconds, read, reads} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

@@ -46,6 +46,8 @@ type plan struct {
 	// (initedit.go).
 	head           headFragment
 	tlStart, tlEnd uint64
+	// frags are the file's fragments, in order (progressive.go).
+	frags []planFrag
 }
 
 // headFragment is the file's first fragment, in its recording.
@@ -77,9 +79,12 @@ func (s source) ticksBefore(t time.Time) uint64 {
 // layout locates the clip file's HLS segments (byte ranges that start with
 // a keyframe), stored with the clip so the playlist needs no media read.
 type layout struct {
-	InitSize  int64        `json:"init_size"`
-	Timescale uint32       `json:"timescale"`
-	Segments  []hlsSegment `json:"segments"`
+	InitSize int64 `json:"init_size"`
+	// InitOffset is where the fragmented init section is in the file
+	// (inside the progressive file's mdat; 0 in files of before).
+	InitOffset int64        `json:"init_offset,omitempty"`
+	Timescale  uint32       `json:"timescale"`
+	Segments   []hlsSegment `json:"segments"`
 }
 
 type hlsSegment struct {
@@ -183,6 +188,7 @@ func makePlan(start, end time.Time, srcs []source, hlsTarget time.Duration) (pla
 				cur, curStart = &hlsSegment{Offset: off, Disc: disc && i == i0}, f.Time
 			}
 			cur.Length += n
+			p.frags = append(p.frags, planFrag{src: s, offset: f.Offset, length: n, pos: off})
 		}
 		length := ix.FragmentEnd(i1-1) - first.Offset
 		p.pieces = append(p.pieces, media.Part{Key: s.rec.Key, Offset: first.Offset, Length: length})
@@ -215,6 +221,8 @@ func (p *plan) cutTail(fc fragmentCut, headKey string) error {
 	}
 	last := &p.pieces[len(p.pieces)-1]
 	switch {
+	case len(p.frags) == 0 || p.frags[len(p.frags)-1].offset != t.offset || p.frags[len(p.frags)-1].src.rec.Key != t.src.rec.Key:
+		return fmt.Errorf("the plan's last fragment is not its tail fragment")
 	case last.Key != t.src.rec.Key || last.Offset+last.Length != t.offset+t.length || last.Length < t.length:
 		return fmt.Errorf("the plan's last piece %s@%d+%d does not end with its tail fragment at %d+%d", last.Key, last.Offset, last.Length, t.offset, t.length)
 	case fc.kept < 1 || fc.dataLen < 1 || fc.moofSize+8+fc.dataLen > t.length || fc.end > t.endTime:
@@ -234,20 +242,24 @@ func (p *plan) cutTail(fc fragmentCut, headKey string) error {
 	seg.Ticks -= t.endTime - fc.end
 	p.mediaEnd, p.tlEnd = t.src.wall(fc.end), fc.end
 	p.tail = nil
+	lf := &p.frags[len(p.frags)-1]
+	lf.head, lf.length = fc.head, int64(len(fc.head))+fc.dataLen
 	return nil
 }
 
-// replaceInit makes the file start with the init section stored as
-// object key (size bytes) instead of the first recording's: size,
-// offsets of the HLS segments and the layout's init size follow.
-func (p *plan) replaceInit(key string, size int64) error {
-	if len(p.pieces) == 0 || p.pieces[0].Offset != 0 || p.pieces[0].Length != p.layout.InitSize || size <= 0 {
+// replaceInit makes the file start with the object key (size bytes)
+// instead of the first recording's init section: size, offsets of the
+// HLS segments and where the layout's init section is (initSize bytes at
+// initOffset of the file) follow.
+func (p *plan) replaceInit(key string, size, initOffset, initSize int64) error {
+	if len(p.pieces) == 0 || p.pieces[0].Offset != 0 || p.pieces[0].Length != p.layout.InitSize || p.layout.InitOffset != 0 ||
+		size <= 0 || initSize <= 0 || initOffset < 0 || initOffset+initSize > size {
 		return fmt.Errorf("the plan does not start with an init section")
 	}
 	grow := size - p.pieces[0].Length
 	p.pieces[0] = media.Part{Key: key, Offset: 0, Length: size}
 	p.size += grow
-	p.layout.InitSize = size
+	p.layout.InitSize, p.layout.InitOffset = initSize, initOffset
 	for i := range p.layout.Segments {
 		p.layout.Segments[i].Offset += grow
 	}
