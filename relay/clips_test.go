@@ -248,6 +248,32 @@ func checkClip(t *testing.T, c clipAnswer, gaps time.Duration) testbed.Probe {
 	return p
 }
 
+// browserDuration is the duration headless Chromium gives the video at
+// url once its metadata is loaded.
+func browserDuration(t *testing.T, url string) float64 {
+	t.Helper()
+	br := testbed.StartBrowser(t)
+	tab, err := br.NewTab()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.Close()
+	// Opened as a page of its own, the file is Chromium's media document:
+	// one <video> of it.
+	if err := tab.Navigate(url, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	v := `document.querySelector('video')`
+	if err := tab.WaitFor(v+` && `+v+`.readyState >= 1`, v+` && (`+v+`.error ? 'error ' + `+v+`.error.code + ' ' + `+v+`.error.message : 'readyState ' + `+v+`.readyState)`, 20*time.Second); err != nil {
+		t.Fatalf("Chromium on the clip: %v", err)
+	}
+	var d float64
+	if err := tab.Eval(v+`.duration`, &d, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // hlsPackets counts the video packets ffprobe reads through the playlist,
 // and gives the first one's pts.
 func hlsPackets(t *testing.T, url string) (int, float64) {
@@ -301,6 +327,12 @@ func testClipOfFinishedRecordings(t *testing.T, useS3 bool) {
 		t.Errorf("media_end %s, want the end of the frame holding the clip's end, %s", c.MediaEnd, want)
 	}
 	p := checkClip(t, c, 0)
+	if useS3 {
+		// What a person's player shows: Chromium's <video>.duration.
+		if d := browserDuration(t, c.URL); math.Abs(d-9.32) > clipFrame.Seconds() {
+			t.Errorf("Chromium says the clip lasts %.3f s, want 9.32", d)
+		}
+	}
 	if math.Abs(p.Duration-9.32) > 0.0015 {
 		t.Errorf("file lasts %.3f s, want 9.320 (the keyframe at 4 s to the end of the frame holding 13.3 s)", p.Duration)
 	}
