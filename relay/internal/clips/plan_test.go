@@ -239,6 +239,23 @@ func TestPlaylist(t *testing.T) {
 	if _, err := Playlist([]byte("{}"), "https://x/"); err == nil {
 		t.Error("an empty layout made a playlist")
 	}
+	// In a progressive file the init section is inside the mdat, after
+	// the moov: the map is that byte range, the segments follow it.
+	if err := p.replaceInit("head", 5000, 4800, 200); err != nil {
+		t.Fatal(err)
+	}
+	pl, err = Playlist(mustJSON(t, p.layout), "https://x/c.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`BYTERANGE="200@4800"`, "#EXTINF:4.000,\n#EXT-X-BYTERANGE:4000@5000\n"} {
+		if !strings.Contains(pl, want) {
+			t.Errorf("playlist lacks %q:\n%s", want, pl)
+		}
+	}
+	if err := p.replaceInit("again", 5000, 0, 100); err == nil {
+		t.Error("replaced the init section twice")
+	}
 }
 
 func mustJSON(t *testing.T, v any) []byte {

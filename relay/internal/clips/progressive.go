@@ -134,7 +134,12 @@ func (m *moofTables) read(ctx context.Context, frags []planFrag) ([]fragTable, e
 		})
 	}
 	wg.Wait()
-	return out, errors.Join(errs...)
+	for _, err := range errs {
+		if err != nil {
+			return nil, err // the first recording's: one error says what to do (retry, or fall back)
+		}
+	}
+	return out, nil
 }
 
 func (m *moofTables) one(ctx context.Context, f planFrag, guess int64) (fragTable, int64, error) {

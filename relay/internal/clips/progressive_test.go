@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -360,4 +362,128 @@ func TestMoofTablesRead(t *testing.T) {
 	if _, err := (&moofTables{pr: short}).read(context.Background(), frags); !errors.Is(err, errNotJoinable) {
 		t.Errorf("short recording: %v, want errNotJoinable", err)
 	}
+}
+
+// BenchmarkWriteHead: the moov of a 2 h clip of 25 fps (180,000 samples
+// in 7,200 fragments), as relay writes it with go-mp4.
+func BenchmarkWriteHead(b *testing.B) {
+	init := hubInit(b, &codecs.H264{SPS: testH264SPS, PPS: []byte{0x08}}, 90000)
+	ti, err := readTrackInit(init, 90000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var st sampleTables
+	for i := range 180000 {
+		st.durs = append(st.durs, frameTicks)
+		st.sizes = append(st.sizes, uint32(5000+i%700))
+		st.ctos = append(st.ctos, 0)
+		if i%50 == 0 {
+			st.sync = append(st.sync, uint32(i+1))
+		}
+		if i%25 == 0 {
+			st.chunkOff = append(st.chunkOff, int64(i)*10000)
+			st.chunkLen = append(st.chunkLen, 25)
+		}
+	}
+	st.total = 180000 * frameTicks
+	b.ResetTimer()
+	for range b.N {
+		h, err := writeHead(ti, st, 1000, 1<<31)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(len(h)), "head_B")
+	}
+}
+
+// TestProgressiveCodecs: the moov of each codec hubd records (the sample
+// description copied from its init section) is one ffprobe reads as that
+// codec, at 0, for the tables' duration; MJPEG, all keyframes, has no stss.
+func TestProgressiveCodecs(t *testing.T) {
+	testbed.RequireTools(t, "ffprobe")
+	for name, init := range hubInits(t) {
+		t.Run(name, func(t *testing.T) {
+			fr := fragment(t, 1_000_000, 25, false)
+			if name == "mjpeg" {
+				fr = allSync(t, fr)
+			}
+			ft, err := parseFragTable(moofOf(fr), int64(len(fr)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := source{rec: store.Recording{ID: "r", Key: "r"}, ix: fragindex.Index{Timescale: frameTicks * 25}}
+			frags := []planFrag{{src: s, offset: 0, length: int64(len(fr)), pos: 0}}
+			st, err := buildTables(frags, []fragTable{ft}, time.Time{}, time.Time{}.Add(time.Hour), frameTicks*25)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ti, err := readTrackInit(init, frameTicks*25)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h0, err := writeHead(ti, st, 0, int64(len(fr)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := writeHead(ti, st, int64(len(h0)), int64(len(fr)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := append(h, fr...)
+			if got := bytes.Contains(file[:len(h)], []byte("stss")); got == (name == "mjpeg") {
+				t.Errorf("stss written: %v", got)
+			}
+			path := filepath.Join(t.TempDir(), "clip.mp4")
+			if err := os.WriteFile(path, file, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			start, dur := testbed.FormatTiming(t, path)
+			if start != 0 || dur < 0.999 || dur > 1.001 {
+				t.Errorf("ffprobe: start %.3f, duration %.3f; want 0 and 1", start, dur)
+			}
+			out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name,nb_frames", "-of", "csv=p=0", path).Output()
+			want := map[string]string{"h264": "h264,25", "h265": "hevc,25", "mjpeg": "mjpeg,25"}[name]
+			if err != nil || strings.TrimSpace(string(out)) != want {
+				t.Errorf("ffprobe: %q %v, want %q", out, err, want)
+			}
+		})
+	}
+}
+
+// allSync marks every sample of frag a sync sample (as MJPEG's are).
+func allSync(t testing.TB, frag []byte) []byte {
+	t.Helper()
+	ft, err := parseFragTable(moofOf(frag), int64(len(frag)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := bytes.Clone(frag)
+	trun := bytes.Index(moofOf(out), []byte("trun"))
+	flags := binary.BigEndian.Uint32(out[trun+4:]) & 0xffffff
+	p := trun + 12 // after the type, version and flags, and sample count
+	if flags&0x1 != 0 {
+		p += 4
+	}
+	if flags&0x4 != 0 {
+		p += 4
+	}
+	entry := 0
+	for _, b := range []uint32{0x100, 0x200, 0x400, 0x800} {
+		if flags&b != 0 {
+			entry += 4
+		}
+	}
+	if flags&0x400 == 0 {
+		t.Fatalf("trun without sample flags")
+	}
+	at := 0
+	for _, b := range []uint32{0x100, 0x200} {
+		if flags&b != 0 {
+			at += 4
+		}
+	}
+	for i := range ft.samples {
+		binary.BigEndian.PutUint32(out[p+i*entry+at:], 0x02000000)
+	}
+	return out
 }
