@@ -261,7 +261,7 @@ func buildTables(frags []planFrag, tabs []fragTable, mediaStart, end time.Time, 
 		}
 		prevTl = tl
 	}
-	if len(st.durs) == 0 || len(st.durs) > math.MaxUint32 {
+	if len(st.durs) == 0 || uint64(len(st.durs)) > math.MaxUint32 {
 		return bad("%d samples", len(st.durs))
 	}
 	if st.ctos[0] < 0 {
