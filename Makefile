@@ -63,9 +63,9 @@ test-qemu:
 test-unit:
 	$(GO) test -count=1 -short ./pkg/... ./hubd/internal/config ./hubd/internal/ingest ./hubd/internal/httpauth
 
+# The hubs are 32-bit: everything must build and vet for ARMv7 too.
 lint:
 	$(GO) vet ./...
-	# The hubs are 32-bit: everything must build and vet for ARMv7 too.
 	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	.bin/staticcheck ./...
