@@ -49,20 +49,30 @@ func (c *HubdClient) Status(ctx context.Context, v any) error {
 	return nil
 }
 
-// Metrics fetches GET /metrics (Prometheus text) and returns its samples:
-// the series (name{labels}) to its value.
+// Metrics fetches hubd's GET /metrics: the series (name{labels}) to its
+// value.
 func (c *HubdClient) Metrics(ctx context.Context) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://hubd/metrics", nil)
+	m, err := ScrapeMetrics(ctx, c.http, "http://hubd/metrics")
+	if err != nil {
+		return nil, fmt.Errorf("ask hubd: %w", err)
+	}
+	return m, nil
+}
+
+// ScrapeMetrics GETs a Prometheus text endpoint and returns its samples:
+// the series (name{labels}) to its value.
+func ScrapeMetrics(ctx context.Context, c *http.Client, url string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("ask hubd metrics: %w", err)
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("ask hubd metrics: %s", resp.Status)
+		return nil, fmt.Errorf("metrics: %s", resp.Status)
 	}
 	return ParseMetrics(resp.Body)
 }

@@ -212,19 +212,11 @@ func (r *relayServer) newHub(ctx context.Context, tenant, id string) (hubAccount
 
 // metrics scrapes the relay's Prometheus text: series (name{labels}) to value.
 func (r *relayServer) metrics(ctx context.Context) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url+"/metrics", nil)
+	m, err := procstat.ScrapeMetrics(ctx, r.http, r.url+"/metrics")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("relay %w", err)
 	}
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("relay metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("relay metrics: %s", resp.Status)
-	}
-	return procstat.ParseMetrics(resp.Body)
+	return m, nil
 }
 
 // routeSeries names a series of the relay's request histogram.

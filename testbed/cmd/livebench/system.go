@@ -125,16 +125,11 @@ func (s *system) get(ctx context.Context, path string, out any) error {
 
 // metrics reads relay's /metrics.
 func (s *system) metrics(ctx context.Context) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.relay.URL+"/metrics", nil)
+	m, err := procstat.ScrapeMetrics(ctx, s.http, s.relay.URL+"/metrics")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("relay %w", err)
 	}
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("relay metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	return procstat.ParseMetrics(resp.Body)
+	return m, nil
 }
 
 func (s *system) metric(ctx context.Context, series string) (float64, error) {
