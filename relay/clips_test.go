@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -168,30 +167,6 @@ func (b *clipBed) wait(id string, timeout time.Duration) clipAnswer {
 	}
 }
 
-// download fetches the clip file into the test's temp dir.
-func download(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET clip file: %d %s", resp.StatusCode, body)
-	}
-	p := filepath.Join(t.TempDir(), "clip.mp4")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // checkClip judges a finished clip's file with ffprobe and ffmpeg: it
 // plays without one decoder message, starts with a keyframe at or at most
 // one GOP before start, its timestamps are continuous, it ends with the
@@ -202,7 +177,7 @@ func checkClip(t *testing.T, c clipAnswer, gaps time.Duration) testbed.Probe {
 	if c.Status != "finished" || c.URL == "" || c.HLSURL == "" {
 		t.Fatalf("clip %+v: want finished with url and hls_url", c)
 	}
-	path := download(t, c.URL)
+	path := testbed.DownloadFile(t, c.URL, "clip.mp4")
 	if fi, _ := os.Stat(path); fi.Size() != c.Bytes {
 		t.Errorf("file has %d bytes, the clip says %d", fi.Size(), c.Bytes)
 	}
@@ -379,7 +354,7 @@ func TestClipEndUncuttable(t *testing.T) {
 	if !c.MediaStart.Equal(t0.Add(time.Second)) || !c.MediaEnd.Equal(t0.Add(5320*time.Millisecond)) {
 		t.Errorf("media %s to %s, want the keyframe at 1 s to the end of the frame holding 5.3 s, at 5.32 s", c.MediaStart, c.MediaEnd)
 	}
-	path := download(t, c.URL)
+	path := testbed.DownloadFile(t, c.URL, "clip.mp4")
 	p := testbed.CheckSegment(t, path, "h264", 25, 2)
 	if math.Abs(p.Duration-4.32) > 0.0015 || p.Packets != 108 {
 		t.Errorf("file lasts %.3f s with %d frames, want 4.32 s and 108 (1 s to 5.32 s)", p.Duration, p.Packets)

@@ -2,12 +2,9 @@ package hub_test
 
 import (
 	"fmt"
-	"io"
 	"math"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -107,8 +104,7 @@ func TestClipOverOutageAndGap(t *testing.T) {
 	// (the frame before it lasts over it), so the file's time is the
 	// wall-clock time since media_start.
 	const frame, drift = 40*time.Millisecond + time.Millisecond, 100 * time.Millisecond
-	path := filepath.Join(t.TempDir(), "clip.mp4")
-	fetch(t, c.URL, path)
+	path := testbed.DownloadFile(t, c.URL, "clip.mp4")
 	pr := testbed.CheckSegment(t, path, "h264", 0, 0)
 	if lead := c.Start.Sub(c.MediaStart); lead < 0 || lead > 2*time.Second {
 		t.Errorf("file starts %v before the clip's start", lead)
@@ -140,24 +136,4 @@ func getClip(t *testing.T, relay *testbed.Relay, tok, id string) hubClip {
 	var c hubClip
 	relay.Do(t, tok, "GET", "/api/v1/clips/"+id, nil, http.StatusOK, &c)
 	return c
-}
-
-func fetch(t *testing.T, url, path string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		t.Fatal(err)
-	}
 }
